@@ -1,0 +1,103 @@
+"""The rlcore command line: train, eval, data, ablate, report.
+
+``train``, ``eval`` and ``data`` dispatch to plugins registered as entry points (groups ``rlcore.train``,
+``rlcore.eval``, ``rlcore.data``), so this module imports no algorithm. User errors print one line and exit with
+code 2 (``--debug`` shows the traceback); a run stopped by a NaN/inf exits with code 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib import metadata
+
+from rlcore import __version__
+from rlcore.cli.commands import Command
+from rlcore.errors import NonFiniteError, UserError
+
+GROUPS = {
+    "train": ("rlcore.train", "train an algorithm (rlcore train <algo> --help)"),
+    "eval": ("rlcore.eval", "evaluate a trained policy or model"),
+    "data": ("rlcore.data", "make, mix and inspect datasets"),
+}
+BUILTINS: dict[str, tuple[str, str]] = {}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with a one-line error that points at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def _load(target: str) -> Command:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _plugins(group: str) -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=group)}
+
+
+def _add_command(subparsers: argparse._SubParsersAction, name: str, command: Command) -> None:
+    p = subparsers.add_parser(name, help=command.help, description=command.help)
+    command.configure(p)
+    p.set_defaults(_command=command)
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The full parser; only the plugin named in ``argv`` is imported (a whole group for its --help)."""
+    parser = OneLineParser(prog="rlcore", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"rlcore {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    top = parser.add_subparsers(dest="command", metavar="{" + ",".join([*GROUPS, *BUILTINS]) + "}")
+    words = [a for a in argv if not a.startswith("-")]
+    for name, (group, help_text) in GROUPS.items():
+        group_parser = top.add_parser(name, help=help_text, description=help_text)
+        group_parser.set_defaults(_parser=group_parser)
+        if words and words[0] != name:
+            continue
+        plugins = _plugins(group)
+        sub = group_parser.add_subparsers(dest="plugin", metavar="{" + ",".join(sorted(plugins)) + "}")
+        wanted = words[1] if len(words) > 1 and words[1] in plugins else None
+        for plugin_name, ep in sorted(plugins.items()):
+            if wanted is None or plugin_name == wanted:
+                _add_command(sub, plugin_name, ep.load())
+    for name, (target, help_text) in BUILTINS.items():
+        if words and words[0] == name:
+            _add_command(top, name, _load(target))
+        else:
+            top.add_parser(name, help=help_text)
+    parser.set_defaults(_parser=parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the subcommand
+    argv = [a for a in argv if a != "--debug"]
+    args = build_parser(argv).parse_args(argv)
+    command: Command | None = getattr(args, "_command", None)
+    if command is None:
+        args._parser.print_help()
+        return 2
+    try:
+        return int(command.run(args) or 0)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteError as e:
+        if debug:
+            raise
+        print(f"error: training stopped: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume --run-dir <dir>", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

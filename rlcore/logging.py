@@ -1,0 +1,140 @@
+"""Metrics to JSONL, TensorBoard and (when asked and installed) Weights & Biases; a console progress bar.
+
+Metric names are namespaced (``train/v_loss``, ``eval/normalized_score``, ``geom/mean_cosine``). Values may be
+0-dim tensors: they are converted to floats together at log time (one host sync per log event, not per step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from rlcore.errors import ConfigError
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Convert a mapping of scalars / 0-dim tensors to floats with a single device->host transfer."""
+    keys = list(metrics)
+    tensor_keys = [k for k in keys if isinstance(metrics[k], torch.Tensor)]
+    out = {k: float(metrics[k]) for k in keys if k not in tensor_keys}
+    if tensor_keys:
+        stacked = torch.stack([metrics[k].detach().reshape(()).to(torch.float64) for k in tensor_keys])
+        out.update(zip(tensor_keys, stacked.cpu().tolist()))
+    return {k: out[k] for k in keys}
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a ``metrics.jsonl`` file (a run directory or the file itself); skips a torn last line."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / METRICS_FILE
+    records = []
+    if not p.is_file():
+        return records
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def _format(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a != 0 and (a >= 1e4 or a < 1e-3):
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+class MetricsLogger:
+    """Writes each log event to ``metrics.jsonl`` (one JSON object with ``step``), TensorBoard and W&B.
+
+    ``resume_step``: records after that step (from an interrupted attempt) are dropped, so that the file reads
+    as one uninterrupted run; None keeps every record.
+    """
+
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, wandb: bool = False,
+                 wandb_project: str = "rlcore", config: Mapping[str, Any] | None = None,
+                 resume_step: int | None = None):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / METRICS_FILE
+        if resume_step is not None and self.path.is_file():
+            kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
+        self._wandb = None
+        if wandb:
+            try:
+                import wandb as wandb_lib
+            except ImportError as e:
+                raise ConfigError("wandb=true but the wandb package is not installed; "
+                                  "pip install wandb, or set wandb=false") from e
+            self._wandb = wandb_lib.init(project=wandb_project, dir=str(self.run_dir), config=dict(config or {}),
+                                         name=self.run_dir.name, resume="allow", id=self.run_dir.name)
+        self.last: dict[str, float] = {}
+
+    def log(self, step: int, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """Record ``metrics`` at ``step``; returns them as floats."""
+        values = to_floats(metrics)
+        record = {"step": int(step), "time": round(time.time(), 3), **values}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(k, v, step)
+        if self._wandb is not None:
+            self._wandb.log(values, step=step)
+        self.last.update(values)
+        return values
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+class Progress:
+    """A tqdm bar over training steps (rate and ETA) with a compact line of chosen metrics.
+
+    On a terminal it refreshes every second; when output is redirected it prints a line every 30 s.
+    """
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "train",
+                 keys: Sequence[str] = (), enabled: bool = True):
+        interactive = sys.stderr.isatty()
+        self.keys = list(keys)
+        self.bar = tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
+                        mininterval=1.0 if interactive else 30.0, unit="step", file=sys.stderr)
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def show(self, values: Mapping[str, float]) -> None:
+        chosen = [k for k in self.keys if k in values] or list(values)[:4]
+        self.bar.set_postfix_str(" ".join(f"{k.split('/')[-1]}={_format(values[k])}" for k in chosen),
+                                 refresh=False)
+
+    def write(self, text: str) -> None:
+        self.bar.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()

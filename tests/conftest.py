@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to the third-party data in ../shared (tests using it skip when it is absent)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("RLCORE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with a reason when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared reference data not found at {path} (set RLCORE_SHARED_DATA to its location)")
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    """Run ``rlcore <args>`` in a subprocess with the current interpreter."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "rlcore", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=timeout, env=full_env)
