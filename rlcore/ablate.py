@@ -218,6 +218,7 @@ def _ray_runner(threads: int) -> Callable[[RunSpec], Future]:
         raise UserError("backend ray needs the ray package: pip install 'ray[default]', or use "
                         "--backend process") from e
     if not ray.is_initialized():
+        # RAY_ADDRESS points at a cluster; without it a local instance is started
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=threads)(run_subprocess)
     return lambda run: remote.remote(run, threads).future()

@@ -88,6 +88,17 @@ def test_two_backends_give_identical_results_and_restart_skips(tmp_path):
     assert (tmp_path / "pool" / "report.md").is_file()
 
 
+def test_ray_backend_matches_sequential(tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    spec = _spec(tmp_path, seeds=[0, 1])
+    seq = run_cli("ablate", str(spec), "--out", str(tmp_path / "seq"), "--backend", "sequential", "--no-report")
+    assert seq.returncode == 0, seq.stderr
+    ray_run = run_cli("ablate", str(spec), "--out", str(tmp_path / "ray"), "--backend", "ray", "--no-report",
+                      env={"RAY_AUTH_MODE": "disabled"})
+    assert ray_run.returncode == 0, ray_run.stderr
+    assert _final_losses(tmp_path / "seq") == _final_losses(tmp_path / "ray")
+
+
 def test_failed_run_is_reported_and_the_sweep_goes_on(tmp_path):
     spec = _spec(tmp_path, cells=[{"name": "ok", "set": {}}, {"name": "broken", "set": {"nan_at_step": 5}}],
                  seeds=[0])
