@@ -46,9 +46,9 @@ def _ensure_registered(env_id: str) -> None:
 
 
 def make_env(task_or_env_id: str | Task, seed: int | None = None, **kwargs: Any) -> gym.Env:
-    """A gymnasium env for a task (D4RL name, e.g. ``hopper-medium-v2``, with its D4RL observation adapter) or a
-    gymnasium id (``Pendulum-v1``). ``seed`` seeds the first reset and the action space; ``kwargs`` go to
-    ``gymnasium.make`` (e.g. ``max_episode_steps``).
+    """A gymnasium env for a task (D4RL name, e.g. ``hopper-medium-v2``, with its D4RL observation adapter and
+    episode limit) or a gymnasium id (``Pendulum-v1``). ``seed`` seeds the first reset and the action space;
+    ``kwargs`` go to ``gymnasium.make`` (e.g. ``max_episode_steps``).
 
     Example::
 
@@ -64,6 +64,8 @@ def make_env(task_or_env_id: str | Task, seed: int | None = None, **kwargs: Any)
     env_id = task.env_id if task is not None else str(task_or_env_id)
     _ensure_registered(env_id)
     options = {**(task.env_kwargs if task is not None else {}), **kwargs}
+    if task is not None and task.max_episode_steps is not None:
+        options.setdefault("max_episode_steps", task.max_episode_steps)
     try:
         if task is not None and task.adapter is not None:
             env = ADAPTERS[task.adapter](env_id, task.name, options)

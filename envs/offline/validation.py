@@ -115,7 +115,8 @@ def _flags(a: np.ndarray, key: str, source: str) -> np.ndarray:
     bad = (a != 0) & (a != 1)
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"'{source}' key '{key}' has value {a[row]!r} at row {row}; flags must be 0/1 or booleans")
+        raise DataError(f"'{source}' key '{key}' has value {a[row].item()!r} at row {row}; "
+                        "flags must be 0/1 or booleans")
     return a.astype(bool)
 
 
