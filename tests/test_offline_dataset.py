@@ -242,3 +242,12 @@ def test_minari_local_dataset(tmp_path, monkeypatch):
         # both episodes end without a terminal (time limit; data cut), so their last step is dropped
         assert ds.episode_lengths().tolist() == [19, 11]
         np.testing.assert_allclose(ds.episode_returns(), expected_returns, rtol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["dataset", "registry", "readers", "collect", "evaluation", "sampler", "simulator"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"envs.offline.{module}"), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -24,7 +24,8 @@ def evaluate(policy: Callable[[np.ndarray], Any], task_or_env: str | Task | Call
 
     ``policy`` maps observations ``(N, obs_dim)`` float32 to actions ``(N, act_dim)``. ``task_or_env`` is a task name
     (normalised scores are then reported), a gymnasium id, or a function returning a fresh env. Episode ``i`` resets
-    with seed ``seed + i``. ``num_envs`` (default: all episodes at once, at most 64) only changes speed.
+    with seed ``seed + i``. ``num_envs`` (default: all episodes at once, at most 64) changes speed, and for
+neural-network policies the last bits of batched arithmetic (see ``envs.offline.rollout``).
     ``env_kwargs`` go to :func:`make_env` (e.g. ``max_episode_steps``).
 
     Returns ``returns`` and ``lengths`` (lists), ``return_mean``, ``return_stderr`` (standard error of the mean),
@@ -37,7 +38,7 @@ def evaluate(policy: Callable[[np.ndarray], Any], task_or_env: str | Task | Call
         >>> from envs.offline.policies import PendulumSwingUp
         >>> result = evaluate(PendulumSwingUp(), "pendulum-scripted-v0", episodes=4)
         >>> round(result["normalized_score_mean"])
-        102
+        107
     """
     if episodes < 1:
         raise ValueError("episodes must be >= 1")

@@ -58,9 +58,10 @@ class ObservationNormalizer:
 
     Example::
 
-        >>> norm = ObservationNormalizer.from_dataset(dataset)
-        >>> train_data = norm.normalize_dataset(dataset)
-        >>> result = evaluate(norm.wrap(policy), task)       # the policy sees normalised observations
+        norm = ObservationNormalizer.from_dataset(dataset)
+        train_data = norm.normalize_dataset(dataset)      # train on normalised observations
+        checkpoint_state["obs_norm"] = norm.state_dict()  # two float32 tensors
+        result = evaluate(norm.wrap(policy), task)        # the policy sees normalised observations
     """
 
     def __init__(self, mean: np.ndarray, std: np.ndarray):

@@ -2,8 +2,10 @@
 of all running episodes. On CPU the simulators themselves run one after another (subprocess vector envs cost more
 in IPC than they save on two cores); the gain is one batched policy call instead of one call per environment.
 
-Episode ``i`` resets with seed ``seed + i``, so a deterministic policy gives the same episodes whatever the number
-of environments; stochastic policies are reproducible for a fixed ``(seed, num_envs)``.
+Episode ``i`` resets with seed ``seed + i``; results are reproducible for a fixed ``(seed, num_envs)``. A
+deterministic policy that treats rows independently in exact arithmetic (e.g. numpy elementwise code) gives the
+same episodes for any ``num_envs``; a neural network may not bit-for-bit, because a batched matrix product rounds
+differently from a one-row one and chaotic simulators amplify that.
 """
 
 from __future__ import annotations

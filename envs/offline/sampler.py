@@ -23,6 +23,7 @@ class DatasetSampler:
 
     Example::
 
+        >>> from envs.offline import load_dataset
         >>> sampler = DatasetSampler(load_dataset("pendulum-scripted-v0"), batch_size=256, seed=0)
         >>> sampler.sample()["observations"].shape
         torch.Size([256, 3])
