@@ -21,13 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from envs.offline import SB3Actor, evaluate  # noqa: E402
+from envs.offline.evaluation import sequential_returns  # noqa: E402
 
 EPISODES = 10
 AGENT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "agents" / "tqc-hopper" / "Hopper-v3.zip"
@@ -48,26 +48,11 @@ class MLPPolicy:
         return (self.scale * self.net(torch.as_tensor(obs))).numpy()
 
 
-def sequential(policy, env_id: str, episodes: int, seed: int) -> list[float]:
-    env = gym.make(env_id)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy(obs[None].astype(np.float32))[0])
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
-    return returns
-
-
 def time_case(policy, env_id: str, repeats: int) -> dict:
     seq_times, lock_times = [], []
     for _ in range(repeats):
         t = time.perf_counter()
-        seq_returns = sequential(policy, env_id, EPISODES, seed=0)
+        seq_returns = sequential_returns(policy, env_id, EPISODES, seed=0)
         seq_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         result = evaluate(policy, env_id, episodes=EPISODES, seed=0)

@@ -12,21 +12,8 @@ from conftest import shared_data
 
 from envs.offline import PendulumSwingUp, SB3Actor, SimulatorMismatchWarning, evaluate, make_env, normalized_score
 from envs.offline import simulator as simulator_module
+from envs.offline.evaluation import sequential_returns
 from rlcore.errors import UserError
-
-
-def sequential_returns(policy, env_id, episodes, seed):
-    env = gym.make(env_id)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy(obs[None].astype(np.float32))[0])
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return returns
 
 
 class CountingPolicy:

@@ -77,3 +77,21 @@ neural-network policies the last bits of batched arithmetic (see ``envs.offline.
         result["success_rate"] = float(np.mean([bool(e.success) for e in done]))
     result["wall_s"] = time.perf_counter() - start
     return result
+
+
+def sequential_returns(policy: Callable[[np.ndarray], Any], env_id: str, episodes: int, seed: int = 0) -> list[float]:
+    """Returns of the plain loop (one episode after another, one single-row policy call per step): the reference
+    that tests and ``benchmarks/evaluation.py`` compare :func:`evaluate` against. Episode ``i`` resets with seed
+    ``seed + i``."""
+    env = gym.make(env_id)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(np.asarray(policy(obs[None].astype(np.float32)))[0])
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
