@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from importlib import metadata
 
@@ -70,6 +71,9 @@ def test_save_load_round_trip(tmp_path):
     for key, value in ds.arrays().items():
         np.testing.assert_array_equal(arrays[key], value)
     assert attrs["env_id"] == "Pendulum-v1" and attrs["seed"] == 9 and attrs["noise"] == 0.1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # usual permissions, not those of a private temp file
     loaded = load_dataset(path, task="pendulum-scripted-v0")
     assert len(loaded) == 398 and loaded.num_episodes == 2  # timeout steps dropped (qlearning semantics)
     np.testing.assert_allclose(loaded.episode_returns(), ds.episode_returns() - ds.rewards[ds.timeouts], rtol=1e-5)
@@ -102,6 +106,9 @@ def test_mix_files(tmp_path):
     assert load_dataset(tmp_path / "ab.hdf5").num_episodes == 4
     with pytest.raises(UserError, match="also an input"):
         mix_files([a, b], a)
+    c = save_dataset(collect("MountainCarContinuous-v0", "random", steps=50), tmp_path / "c.hdf5")
+    with pytest.raises(UserError, match="different environments \\(MountainCarContinuous-v0, Pendulum-v1\\)"):
+        mix_files([a, c], tmp_path / "ac.hdf5")
 
 
 # ------------------------------------------------------------------------------------------------------------------

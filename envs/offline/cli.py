@@ -95,7 +95,7 @@ def _run_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, default=str))
         return 0
     print(f"{args.dataset}: valid")
-    print(f"  steps in file {info['source_steps']}, transitions {info['transitions']} "
+    print(f"  steps in source {info['source_steps']}, transitions {info['transitions']} "
           "(D4RL qlearning semantics: timeout steps dropped)")
     print(f"  episodes {info['episodes']} (terminals {info['terminals']}, time limits {info['timeouts']}), "
           f"lengths {info['episode_length_min']} .. {info['episode_length_max']}")

@@ -98,14 +98,14 @@ def mix_files(paths: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
     if Path(out).resolve() in {Path(p).resolve() for p in paths}:
         raise UserError(f"output '{out}' is also an input; write the mixture to a new file")
     parts = [read_hdf5(p) for p in paths]
+    env_ids = sorted({str(attrs["env_id"]) for _, attrs in parts if attrs.get("env_id")})
+    if len(env_ids) > 1:
+        raise UserError(f"the inputs come from different environments ({', '.join(env_ids)}); mix datasets of one "
+                        "environment")
     arrays = concat_arrays([a for a, _ in parts], "files")
     dropped = sorted({k for a, _ in parts for k in a} - set(arrays))
     attrs = {"mixture_of": [str(p) for p in paths], "mixture_steps": [len(a["rewards"]) for a, _ in parts],
              "mixture_sources": [attrs.get("policy", "?") for _, attrs in parts],
-             "env_id": _common([attrs.get("env_id") for _, attrs in parts])}
+             "env_id": env_ids[0] if len(env_ids) == 1 else None}
     write_hdf5(out, arrays, attrs)
     return {"out": str(out), "steps": len(arrays["rewards"]), "parts": attrs["mixture_steps"], "dropped_keys": dropped}
-
-
-def _common(values: list[Any]) -> Any:
-    return values[0] if len(set(map(str, values))) == 1 else None

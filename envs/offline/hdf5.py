@@ -61,11 +61,18 @@ def write_hdf5(path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mappin
                     f.attrs[key] = _encode(value)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _encode(value: Any) -> Any:
