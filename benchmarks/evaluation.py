@@ -1,5 +1,6 @@
 """Evaluation speed: ``envs.offline.evaluate`` (episodes in lockstep, one batched policy call per step) against a
-sequential loop (one episode after another, one policy call per step), 10 episodes each, same policy and seeds.
+sequential loop (one episode after another, one policy call per step), 10 episodes each, same policy and seeds,
+compared as wall time per environment step.
 
 The lockstep evaluator saves policy-call overhead, not simulation time (the simulators still step one after
 another on CPU), so its gain is bounded by (t_sim + t_policy) / t_sim per step: large for a cheap simulator or a
@@ -48,19 +49,32 @@ class MLPPolicy:
         return (self.scale * self.net(torch.as_tensor(obs))).numpy()
 
 
+class StepCounter:
+    """Counts the observations a policy sees (= environment steps of the sequential loop)."""
+
+    def __init__(self, policy):
+        self.policy, self.steps = policy, 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        self.steps += len(obs)
+        return self.policy(obs)
+
+
 def time_case(policy, env_id: str, repeats: int) -> dict:
+    """Median wall time per environment step of both paths (episode lengths can differ slightly between them)."""
     seq_times, lock_times = [], []
     for _ in range(repeats):
+        counter = StepCounter(policy)
         t = time.perf_counter()
-        seq_returns = sequential_returns(policy, env_id, EPISODES, seed=0)
-        seq_times.append(time.perf_counter() - t)
+        seq_returns = sequential_returns(counter, env_id, EPISODES, seed=0)
+        seq_times.append((time.perf_counter() - t) / counter.steps)
         t = time.perf_counter()
         result = evaluate(policy, env_id, episodes=EPISODES, seed=0)
-        lock_times.append(time.perf_counter() - t)
+        lock_times.append((time.perf_counter() - t) / result["env_steps"])
     seq, lock = statistics.median(seq_times), statistics.median(lock_times)
-    return {"env_id": env_id, "env_steps": result["env_steps"], "sequential_s": round(seq, 4),
-            "lockstep_s": round(lock, 4), "speedup": round(seq / lock, 3),
-            "return_mean_sequential": round(float(np.mean(seq_returns)), 2),
+    return {"env_id": env_id, "env_steps_sequential": counter.steps, "env_steps_lockstep": result["env_steps"],
+            "sequential_us_per_step": round(seq * 1e6, 1), "lockstep_us_per_step": round(lock * 1e6, 1),
+            "speedup": round(seq / lock, 3), "return_mean_sequential": round(float(np.mean(seq_returns)), 2),
             "return_mean_lockstep": round(result["return_mean"], 2)}
 
 
@@ -80,9 +94,9 @@ def main() -> None:
     for name, (policy, env_id) in cases.items():
         results[name] = time_case(policy, env_id, repeats)
         r = results[name]
-        print(f"{name:18s} {r['env_steps']:6d} steps  sequential {r['sequential_s']:.3f} s  lockstep "
-              f"{r['lockstep_s']:.3f} s  speed-up {r['speedup']:.2f}x  mean return {r['return_mean_sequential']:.1f}"
-              f" / {r['return_mean_lockstep']:.1f}")
+        print(f"{name:18s} sequential {r['sequential_us_per_step']:7.1f} us/step ({r['env_steps_sequential']} steps)"
+              f"  lockstep {r['lockstep_us_per_step']:7.1f} us/step ({r['env_steps_lockstep']} steps)  speed-up "
+              f"{r['speedup']:.2f}x  mean return {r['return_mean_sequential']:.1f} / {r['return_mean_lockstep']:.1f}")
     print(json.dumps({"benchmark": "evaluation", "episodes": EPISODES, "repeats": repeats, "torch_threads": 1,
                       "cases": results, "speedups": {k: v["speedup"] for k, v in results.items()}}))
 
