@@ -46,7 +46,8 @@ def test_round_trip_and_non_special_think_tokens(tok):
 
 def test_chat_template(tok):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHello"}, {"role": "user", "content": "2+2?"}]
+                {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHello"},
+                {"role": "user", "content": "2+2?"}]
     text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert text == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
                     "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"

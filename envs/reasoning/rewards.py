@@ -55,8 +55,9 @@ def score_completions(completions: Sequence[str], answers: Sequence[str], *,
     todo = [i for i, e in enumerate(extracted) if e is not None]
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    pool = shared_pool(max(1, min(workers, len(todo))))
-    verdicts = pool.check([(extracted[i], str(answers[i])) for i in todo], timeout=timeout, progress=progress)
+    workers = max(1, min(workers, len(todo)))
+    verdicts = shared_pool(workers).check([(extracted[i], str(answers[i])) for i in todo], timeout=timeout,
+                                          progress=progress, workers=workers)
     rewards = [low] * len(completions)
     for i, ok in zip(todo, verdicts):
         rewards[i] = high if ok else low

@@ -74,22 +74,28 @@ class VerifierPool:
         worker.kill()
         self.workers[self.workers.index(worker)] = _Worker(self.memory_gb)
 
-    def check(self, pairs: Sequence[tuple[str, str]], timeout: float = 5.0, progress: bool = False) -> list[bool]:
-        """Whether each predicted answer equals its gold answer; each check has ``timeout`` seconds (wall clock)."""
+    def check(self, pairs: Sequence[tuple[str, str]], timeout: float = 5.0, progress: bool = False,
+              workers: int | None = None) -> list[bool]:
+        """Whether each predicted answer equals its gold answer; each check has ``timeout`` seconds (wall clock).
+
+        ``workers``: use only the first that many processes (default all).
+        """
+        used = len(self.workers) if workers is None else max(1, min(workers, len(self.workers)))
         results = [False] * len(pairs)
         pending = deque(range(len(pairs)))
         remaining = len(pairs)
         bar = tqdm(total=len(pairs), desc="verify", unit="ans", disable=not progress, file=sys.stderr)
         try:
             while remaining:
-                for w in self.workers:
+                active = self.workers[:used]
+                for w in active:
                     if w.ready and w.task is None and pending:
                         i = pending.popleft()
                         w.send(i, *pairs[i], timeout)
                 now = time.monotonic()
-                waits = [w.deadline - now if w.ready else w.started + _STARTUP_TIMEOUT_S - now for w in self.workers
+                waits = [w.deadline - now if w.ready else w.started + _STARTUP_TIMEOUT_S - now for w in active
                          if w.task is not None or not w.ready]
-                streams = {w.proc.stdout: w for w in self.workers if w.task is not None or not w.ready}
+                streams = {w.proc.stdout: w for w in active if w.task is not None or not w.ready}
                 readable, _, _ = select.select(list(streams), [], [], max(0.0, min(waits, default=0.0)))
                 for stream in readable:
                     w = streams[stream]
@@ -99,6 +105,7 @@ class VerifierPool:
                             raise UserError("the math-verify worker failed to start; check that math-verify is "
                                             "installed (pip install 'rlcore[llm]')")
                         if w.task is not None:
+                            w.task = None
                             remaining -= 1
                             bar.update()
                         self._replace(w)
@@ -112,8 +119,9 @@ class VerifierPool:
                     remaining -= 1
                     bar.update()
                 now = time.monotonic()
-                for w in list(self.workers):
+                for w in active:
                     if w.ready and w.task is not None and now > w.deadline:
+                        w.task = None
                         self.timeouts += 1
                         remaining -= 1
                         bar.update()
