@@ -54,6 +54,22 @@ def test_logprobs_equal_teacher_forced_pass(engine, temperature):
                                    atol=1e-4, rtol=1e-4)
 
 
+def test_sampling_frequencies_match_the_distribution(engine):
+    prompt = engine.tokenizer("Hi")["input_ids"]
+    with torch.no_grad():
+        logits = engine.model(torch.tensor([prompt])).logits[0, -1].double() / 0.02  # skewed: 0.55 / 0.19 / 0.15 / 0.11
+    top = logits.topk(4)
+    probs = top.values.softmax(-1)
+    wide = HFEngine(engine.model, engine.tokenizer, batch_size=200)
+    draws = wide.generate([prompt], SamplingParams(n=800, max_new_tokens=1, temperature=0.02, top_k=4, seed=5))[0]
+    counts = torch.tensor([sum(c.token_ids[0] == t for c in draws) for t in top.indices.tolist()], dtype=float)
+    assert counts.sum() == 800
+    sigma = (800 * probs * (1 - probs)).sqrt()
+    assert ((counts - 800 * probs).abs() <= 4 * sigma + 1).all(), (counts, 800 * probs)
+    for c in draws[:20]:  # reported log-probs are those of the renormalised top-4 distribution
+        assert c.logprobs[0] == pytest.approx(probs[top.indices.tolist().index(c.token_ids[0])].log().item(), abs=1e-5)
+
+
 def test_truncation_is_in_the_logprobs(engine):
     # top-k = 1 samples the arg-max with probability 1 under the truncated distribution: log-prob 0
     c = engine.generate(["Hi"], SamplingParams(max_new_tokens=6, top_k=1, seed=0))[0][0]

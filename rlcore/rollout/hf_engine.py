@@ -12,35 +12,38 @@ from rlcore.llm.policy import load_policy, prepare_tokenizer, stop_token_ids
 from rlcore.rollout.base import Completion, Prompts, RolloutEngine, SamplingParams
 
 
-class _SampledLogprobs:
-    """A logits processor that records log softmax(scores) of each sampled token.
+class _Sampler:
+    """A logits processor that draws each next token itself and records its log-prob.
 
-    It runs last in the engine's own processor list (temperature, top-k, top-p), so ``scores`` are those of the
-    distribution actually sampled. The token drawn at step t is only known at step t + 1 (last column of
-    ``input_ids``), so one step of scores is kept: memory (B, V), not (steps, B, V).
+    It runs last, after the engine's warpers (temperature, top-k, top-p), so it samples from and reports the
+    distribution actually used. It returns -inf everywhere except the chosen token, and generate runs in greedy
+    mode, so generate's ``torch.multinomial`` (slow on CPU over a 151k vocabulary) is replaced by one softmax, one
+    cumulative sum and a binary search per row (inverse-CDF sampling with a seeded generator of our own).
+    ``generator=None`` picks the arg-max (greedy decoding).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, generator: torch.Generator | None):
+        self.generator = generator
         self.columns: list[torch.Tensor] = []
-        self._scores: torch.Tensor | None = None
-        self._lse: torch.Tensor | None = None
-
-    def _take(self, tokens: torch.Tensor) -> None:
-        picked = self._scores.gather(-1, tokens[:, None].to(self._scores.device)).squeeze(-1)
-        self.columns.append(picked - self._lse)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if self._scores is not None:
-            self._take(input_ids[:, -1])
-        self._scores = scores.float()
-        self._lse = torch.logsumexp(self._scores, dim=-1)
-        return scores
+        probs = torch.softmax(scores.float(), dim=-1)
+        if self.generator is None:
+            tokens = probs.argmax(-1)
+        else:
+            cdf = probs.cumsum(-1)
+            u = torch.rand((len(cdf), 1), generator=self.generator, device=cdf.device) * cdf[:, -1:]
+            tokens = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
+        picked = probs.gather(-1, tokens[:, None]).squeeze(-1)
+        if bool((picked == 0).any()):  # u rounded onto the end of a float32 cdf: take the most likely token
+            tokens = torch.where(picked == 0, probs.argmax(-1), tokens)
+            picked = probs.gather(-1, tokens[:, None]).squeeze(-1)
+        self.columns.append(picked.log())
+        forced = torch.full_like(scores, float("-inf"))
+        return forced.scatter_(1, tokens[:, None], 0.0)
 
-    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L) generated tokens -> (B, L) their log-probs."""
-        if len(self.columns) < new_tokens.shape[1]:
-            self._take(new_tokens[:, len(self.columns)])
-        self._scores = self._lse = None
+    def logprobs(self) -> torch.Tensor:
+        """(B, steps) log-probs of the chosen tokens."""
         return torch.stack(self.columns, dim=1)
 
 
@@ -78,15 +81,14 @@ class HFEngine(RolloutEngine):
         return next(self.model.parameters()).device
 
     def _generation_config(self, params: SamplingParams) -> tuple[Any, list[Any]]:
-        """generate's config with its own warpers off, and our processors: warpers, then the log-prob recorder
-        (generate would otherwise apply its warpers after every custom processor)."""
+        """generate's config in greedy mode with no warpers of its own, and our warpers (temperature, top-k, top-p)
+        to run before the sampler (generate would apply its own warpers after every custom processor)."""
         from transformers import GenerationConfig, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
         sample = params.temperature > 0
         config = GenerationConfig(
-            do_sample=sample, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=params.max_new_tokens,
-            eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
-            stop_strings=list(params.stop) or None)
+            do_sample=False, max_new_tokens=params.max_new_tokens, eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id, stop_strings=list(params.stop) or None)
         processors: list[Any] = []
         if sample and params.temperature != 1.0:
             processors.append(TemperatureLogitsWarper(params.temperature))
@@ -124,30 +126,27 @@ class HFEngine(RolloutEngine):
         rows = [i for i in range(len(encoded)) for _ in range(params.n)]
         config, warpers = self._generation_config(params)
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
+        generator = torch.Generator(device=self.device).manual_seed(seed) if params.temperature > 0 else None
         results: list[list[Completion]] = [[] for _ in encoded]
         was_training = self.model.training
         self.model.eval()
-        devices = [self.device] if self.device.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                for start in range(0, len(rows), self.batch_size):
-                    chunk = rows[start:start + self.batch_size]
-                    input_ids, mask = self._pad_left([encoded[i] for i in chunk])
-                    recorder = _SampledLogprobs()
-                    out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
-                                              logits_processor=[*warpers, recorder], tokenizer=self.tokenizer)
-                    new = out[:, input_ids.shape[1]:]
-                    logprobs = recorder.finish(new).cpu()
-                    for b, i in enumerate(chunk):
-                        tokens = new[b].tolist()
-                        length, reason = self._end(tokens, params.stop)
-                        tokens = tokens[:length]
-                        results[i].append(Completion(
-                            prompt_index=i, token_ids=tokens,
-                            text=self.tokenizer.decode(tokens, skip_special_tokens=True),
-                            logprobs=logprobs[b, :length].tolist(), finish_reason=reason,
-                            prompt_token_ids=list(encoded[i])))
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start:start + self.batch_size]
+                input_ids, mask = self._pad_left([encoded[i] for i in chunk])
+                sampler = _Sampler(generator)
+                out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
+                                          logits_processor=[*warpers, sampler], tokenizer=self.tokenizer)
+                new = out[:, input_ids.shape[1]:]
+                logprobs = sampler.logprobs().cpu()
+                for b, i in enumerate(chunk):
+                    tokens = new[b].tolist()
+                    length, reason = self._end(tokens, params.stop)
+                    tokens = tokens[:length]
+                    results[i].append(Completion(
+                        prompt_index=i, token_ids=tokens, text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                        logprobs=logprobs[b, :length].tolist(), finish_reason=reason,
+                        prompt_token_ids=list(encoded[i])))
         finally:
             self.model.train(was_training)
         return results
