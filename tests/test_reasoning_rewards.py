@@ -116,3 +116,20 @@ def test_full_benchmark_gold_solutions(name):
     rate, _ = _agreement(records, solutions, [r.answer for r in records])
     assert rate >= 0.99
     assert _shuffled_wrong_rate(records) >= 0.99
+
+
+def test_pool_replaces_dead_workers():
+    from envs.reasoning.verifier import VerifierPool
+
+    pool = VerifierPool(workers=2)
+    try:
+        pairs = [("1/2", "0.5"), ("3", "4"), (r"\sqrt{4}", "2")]
+        assert pool.check(pairs) == [True, False, True]
+        for w in pool.workers:  # both die while idle (e.g. killed by the OOM killer)
+            w.proc.kill()
+            w.proc.wait()
+        assert pool.check(pairs * 2, workers=1) == [True, False, True] * 2
+        assert pool.workers[0].proc.poll() is None  # replaced; the unused second one is replaced when used
+        assert pool.check(pairs) == [True, False, True] and all(w.proc.poll() is None for w in pool.workers)
+    finally:
+        pool.close()

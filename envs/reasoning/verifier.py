@@ -91,7 +91,13 @@ class VerifierPool:
                 for w in active:
                     if w.ready and w.task is None and pending:
                         i = pending.popleft()
-                        w.send(i, *pairs[i], timeout)
+                        try:
+                            w.send(i, *pairs[i], timeout)
+                        except OSError:  # it died while idle: retry the answer on a fresh worker
+                            pending.appendleft(i)
+                            w.task = None
+                            self._replace(w)
+                active = self.workers[:used]
                 now = time.monotonic()
                 waits = [w.deadline - now if w.ready else w.started + _STARTUP_TIMEOUT_S - now for w in active
                          if w.task is not None or not w.ready]
