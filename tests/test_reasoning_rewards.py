@@ -133,3 +133,10 @@ def test_pool_replaces_dead_workers():
         assert pool.check(pairs) == [True, False, True] and all(w.proc.poll() is None for w in pool.workers)
     finally:
         pool.close()
+
+
+def test_extraction_is_linear_on_unclosed_boxes():
+    text = "\\boxed{" * 20000 + "\\boxed . " * 20000 + "1"
+    start = time.monotonic()
+    assert extract_answer(text) is None and extract_answer(text + "}").endswith("1")
+    assert time.monotonic() - start < 30  # quadratic scanning would take minutes

@@ -5,31 +5,32 @@ from __future__ import annotations
 import re
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*")
+_BARE = re.compile(r"[^\s$]+")
 _GSM8K = re.compile(r"####\s*([^\n]+)")
 
 
-def _braced(text: str, start: int) -> str | None:
-    """Content of the balanced ``{...}`` opening at ``text[start]`` (iterative: no recursion on deep nesting)."""
-    depth = 0
-    for i in range(start, len(text)):
-        ch = text[i]
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of the matching ``}`` for every ``{`` that has one, in one pass (linear even for adversarial text)."""
+    stack: list[int] = []
+    pairs: dict[int, int] = {}
+    for i, ch in enumerate(text):
         if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1:i]
-    return None
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
 
 
 def extract_boxed(text: str) -> str | None:
     """Content of the last complete ``\\boxed{...}`` / ``\\fbox{...}`` (also ``\\boxed 5``), else None."""
-    for match in reversed(list(_BOX.finditer(text))):
+    matches = list(_BOX.finditer(text))
+    closing = _closing_braces(text) if matches else {}
+    for match in reversed(matches):
         end = match.end()
         if end < len(text) and text[end] == "{":
-            content = _braced(text, end)
+            content = text[end + 1:closing[end]] if end in closing else None
         else:
-            bare = re.match(r"[^\s$]+", text[end:])
+            bare = _BARE.match(text, end)
             content = bare.group(0) if bare else None
         if content is not None:
             content = _unwrap(content.strip())

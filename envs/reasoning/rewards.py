@@ -53,12 +53,14 @@ def score_completions(completions: Sequence[str], answers: Sequence[str], *,
     low, high = _bounds(reward_range)
     extracted = [extract_answer(c) for c in completions]
     todo = [i for i, e in enumerate(extracted) if e is not None]
+    rewards = [low] * len(completions)
+    if not todo:
+        return rewards
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     workers = max(1, min(workers, len(todo)))
     verdicts = shared_pool(workers).check([(extracted[i], str(answers[i])) for i in todo], timeout=timeout,
                                           progress=progress, workers=workers)
-    rewards = [low] * len(completions)
     for i, ok in zip(todo, verdicts):
         rewards[i] = high if ok else low
     return rewards
@@ -67,6 +69,8 @@ def score_completions(completions: Sequence[str], answers: Sequence[str], *,
 def math_reward(completion: str, answer: str, *, reward_range: str | tuple[float, float] = "pm1",
                 timeout: float = 5.0) -> float:
     """Reward of one completion: ``high`` if its final answer equals ``answer``, else ``low`` (default +1 / -1).
+
+    The first call starts a verifier process (about a second); later calls reuse it.
 
     >>> math_reward(r"... so the answer is $\\boxed{025}$.", "25")          # doctest: +SKIP
     1.0
