@@ -91,12 +91,15 @@ def test_given_logits_are_used_and_match(temperature, seed):
                               from_logits.features)
 
 
-def test_caller_logits_are_not_modified():
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_caller_logits_are_not_modified(temperature):
     hidden, tokens, mask, weight, _ = make_inputs(2, 4, 3, 5, seed=0)
     logits = hidden @ weight.T
     before = logits.clone()
-    token_stats(None, tokens, mask, weight, logits=logits, temperature=0.5, chunk_size=1)
+    stats = token_stats(None, tokens, mask, weight, logits=logits, temperature=temperature, chunk_size=1)
     assert torch.equal(logits, before)
+    torch.testing.assert_close(stats.features, full_softmax_reference(hidden, tokens, mask, weight, None,
+                                                                      temperature)[2], rtol=0, atol=1e-12)
 
 
 def test_bias_enters_only_through_probabilities():
@@ -121,6 +124,8 @@ def test_logprobs_and_entropy_are_differentiable_features_are_not():
     h = hidden.clone().requires_grad_(True)
     stats = token_stats(h, tokens, mask, weight, chunk_size=2)
     assert not stats.features.requires_grad
+    for with_grad, without in zip(stats, token_stats(hidden, tokens, mask, weight, chunk_size=2)):
+        torch.testing.assert_close(with_grad, without, rtol=0, atol=1e-12)  # the in-place path agrees
     (grad,) = torch.autograd.grad(stats.logprobs.sum() + 0.1 * stats.entropy.sum(), h)
     h_ref = hidden.clone().requires_grad_(True)
     ref_logp, ref_entropy, _ = full_softmax_reference(h_ref, tokens, mask, weight)

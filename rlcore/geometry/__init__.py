@@ -10,7 +10,7 @@ All functions take torch tensors, work batched (no Python loops over samples or 
 - :func:`per_sample_grads` (exact, torch.func), :func:`per_sample_grad_gram` (ghost inner products by hooks).
 """
 
-from rlcore.geometry.features import TokenStats, sequence_features, token_stats
+from rlcore.geometry.features import TokenStats, default_chunk_size, sequence_features, token_stats
 from rlcore.geometry.novelty import SCALE_MODES, novelty_scores, scale_rewards
 from rlcore.geometry.per_sample import per_sample_grad_gram, per_sample_grads
 from rlcore.geometry.projection import project_orthogonal
@@ -21,6 +21,7 @@ __all__ = [
     "PairStats",
     "TokenStats",
     "cosine_matrix",
+    "default_chunk_size",
     "novelty_scores",
     "pairwise_stats",
     "per_sample_grad_gram",

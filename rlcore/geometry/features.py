@@ -15,9 +15,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-DEFAULT_CHUNK_ELEMENTS = 2**24
-"""Default chunk: sequence positions per chunk chosen so that one (B, chunk, V) block has about this many entries
-(64 MiB in fp32; each chunk holds about three such blocks)."""
+CHUNK_ELEMENTS = {"cpu": 2**22, "accelerator": 2**26}
+"""Default size of one (B, chunk, V) block: 16 MiB in fp32 on CPU (reused buffers, efficient GEMMs), 256 MiB on
+GPUs (fewer kernel launches). A pass without autograd holds two such blocks."""
 
 _BLOCK_ELEMENTS = 2**22  # rows of W converted to fp32 at a time when W is in half precision
 
@@ -48,6 +48,18 @@ def _times_weight(delta: Tensor, weight: Tensor) -> Tensor:
     return out
 
 
+def default_chunk_size(batch: int, vocab: int, device: torch.device) -> int:
+    """Positions per chunk so that a (B, chunk, V) block holds about ``CHUNK_ELEMENTS[device.type]`` entries."""
+    return max(1, CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["accelerator"]) // max(1, batch * vocab))
+
+
+def _exp_shifted(z: Tensor, out: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """``e = exp(z - max)`` over the last dim (into ``out`` if given), its sum and the max: p = e / sum."""
+    top = z.detach().amax(-1, keepdim=True)  # any constant shift gives the same softmax and gradients
+    e = torch.sub(z, top, out=out).exp_()
+    return e, e.sum(-1, keepdim=True), top
+
+
 def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_head_weight: Tensor, *,
                 logits: Tensor | None = None, bias: Tensor | None = None, temperature: float = 1.0,
                 chunk_size: int | None = None) -> TokenStats:
@@ -64,7 +76,7 @@ def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_h
         bias: optional (V,) LM-head bias, only with ``hidden``. It changes p_t but adds no term of its own to
             Phi (the Jacobian of the logits with respect to h is W whatever the bias).
         temperature: T > 0; ``p_t = softmax(z_t / T)``. Use the temperature of the log-prob computation.
-        chunk_size: sequence positions per chunk; default about ``DEFAULT_CHUNK_ELEMENTS / (B * V)``.
+        chunk_size: sequence positions per chunk; default :func:`default_chunk_size`.
 
     Returns ``TokenStats(logprobs (B, L), entropy (B, L), features (B, d))``. Logits are computed (from
     ``hidden``) in the inputs' dtype like the model's own LM head, one chunk of positions at a time, and every
@@ -85,6 +97,8 @@ def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_h
         raise ValueError(f"tokens must be a (B, L) integer tensor, got {tuple(tokens.shape)} {tokens.dtype}")
     B, L = tokens.shape
     V, d = lm_head_weight.shape
+    if L == 0:
+        raise ValueError("tokens must have at least one position")
     if logits is not None:
         if logits.shape != (B, L, V):
             raise ValueError(f"logits must be (B, L, V) = {(B, L, V)}, got {tuple(logits.shape)}")
@@ -103,34 +117,49 @@ def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_h
         raise ValueError(f"mask must be (B, L) = {(B, L)}, got {tuple(mask.shape)}")
     mask = mask.bool()
     acc = _accumulation_dtype(compute)
+    device = tokens.device
     safe_tokens = tokens.masked_fill(~mask, 0).long()
     weights = mask.to(acc)
-    chunk = chunk_size or max(1, DEFAULT_CHUNK_ELEMENTS // max(1, B * V))
+    chunk = max(1, min(L, chunk_size or default_chunk_size(B, V, device)))
+    # Without autograd, (B, chunk, V) buffers are reused by every chunk with in-place ops (on CPU a fresh block per
+    # op costs more in page faults than the arithmetic): one for exp(z - max), one for logits that must be computed,
+    # scaled or cast. With autograd every op makes a new tensor.
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (hidden, logits, lm_head_weight, bias))
+    block = B * chunk * V
+    own_logits = logits is None or logits.dtype != acc or temperature != 1
+    exp_buffer = None if needs_grad else torch.empty(block, dtype=acc, device=device)
+    z_buffer = None if needs_grad or not own_logits else torch.empty(block, dtype=acc, device=device)
 
     logprob_chunks, entropy_chunks = [], []
-    prob_sum = torch.zeros(B, 1, V, dtype=acc, device=tokens.device)
+    prob_sum = torch.zeros(B, 1, V, dtype=acc, device=device)
     for start in range(0, L, chunk):
-        span = slice(start, start + chunk)
-        if logits is None:
-            rows = hidden[:, span].to(compute)
-            z = (rows.reshape(-1, d) @ head.T).view(B, rows.shape[1], V)  # one GEMM for the whole chunk
-            if bias is not None:
-                z = z + bias.to(compute)
-            z = z.to(acc)
+        width = min(chunk, L - start)
+        span, shape = slice(start, start + width), (B, width, V)
+        z_buf, e_buf = (None if b is None else b[:B * width * V].view(shape) for b in (z_buffer, exp_buffer))
+        if logits is not None:
+            z = logits[:, span]
         else:
-            z = logits[:, span].to(acc)
-        logp = torch.log_softmax(z / temperature if temperature != 1 else z, dim=-1)
-        del z
-        probs = logp.exp()
-        logprob_chunks.append(logp.gather(-1, safe_tokens[:, span, None]).squeeze(-1))
-        entropy_chunks.append(-(probs.unsqueeze(-2) @ logp.unsqueeze(-1)).reshape(probs.shape[:2]))
-        prob_sum.baddbmm_(weights[:, None, span], probs.detach())  # += sum_t mask_t p_t
-        del logp, probs
+            rows = hidden[:, span].reshape(-1, d).to(compute)  # one GEMM for the whole chunk
+            into = z_buf.view(-1, V) if z_buf is not None and compute == acc else None
+            z = torch.matmul(rows, head.T, out=into)
+            if bias is not None:
+                z.add_(bias.to(compute))  # in place on a fresh product (the matmul's backward does not need it)
+            z = z.view(shape)
+        if z.dtype != acc or temperature != 1:
+            z = torch.div(z, temperature, out=z_buf) if z_buf is not None else z.to(acc) / temperature
+        # z is read-only from here on (it may be the caller's logits)
+        e, total, top = _exp_shifted(z, e_buf)
+        log_total = total.log()
+        logprob_chunks.append((z.gather(-1, safe_tokens[:, span, None]) - top - log_total).squeeze(-1))
+        mean_shifted = torch.linalg.vecdot(e, z).unsqueeze(-1) / total - top  # sum_v p_v (z_v - max)
+        entropy_chunks.append((log_total - mean_shifted).squeeze(-1))  # H = lse - sum_v p_v z_v
+        prob_sum.baddbmm_(weights[:, None, span] / total.detach().view(B, 1, width), e.detach())  # += sum_t m_t p_t
 
-    counts = torch.zeros(B, V, dtype=acc, device=tokens.device).scatter_add_(1, safe_tokens, weights)
+    counts = torch.zeros(B, V, dtype=acc, device=device).scatter_add_(1, safe_tokens, weights)
     delta = (counts - prob_sum.squeeze(1)) / weights.sum(-1, keepdim=True).clamp_min(1)
     features = _times_weight(delta, lm_head_weight.detach())
-    zero = torch.zeros((), dtype=acc, device=tokens.device)
+    zero = torch.zeros((), dtype=acc, device=device)
     return TokenStats(torch.where(mask, torch.cat(logprob_chunks, 1), zero),
                       torch.where(mask, torch.cat(entropy_chunks, 1), zero), features)
 
