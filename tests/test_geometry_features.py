@@ -131,6 +131,14 @@ def test_logprobs_and_entropy_are_differentiable_features_are_not():
     ref_logp, ref_entropy, _ = full_softmax_reference(h_ref, tokens, mask, weight)
     (expected,) = torch.autograd.grad(ref_logp.sum() + 0.1 * ref_entropy.sum(), h_ref)
     torch.testing.assert_close(grad, expected, rtol=0, atol=1e-12)
+    # through given logits too, at a temperature
+    logits = (hidden @ weight.T).requires_grad_(True)
+    stats = token_stats(None, tokens, mask, weight, logits=logits, temperature=0.8, chunk_size=4)
+    (grad,) = torch.autograd.grad((stats.logprobs - stats.entropy).sum(), logits)
+    ref_logits = logits.detach().clone().requires_grad_(True)
+    ref_logp, ref_entropy, _ = reference_from_logits(ref_logits, tokens, mask, weight, temperature=0.8)
+    (expected,) = torch.autograd.grad((ref_logp - ref_entropy).sum(), ref_logits)
+    torch.testing.assert_close(grad, expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("half", [torch.bfloat16, torch.float16])

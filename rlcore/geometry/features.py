@@ -17,9 +17,9 @@ from torch import Tensor
 
 CHUNK_ELEMENTS = {"cpu": 2**22, "accelerator": 2**26}
 """Default size of one (B, chunk, V) block: 16 MiB in fp32 on CPU (reused buffers, efficient GEMMs), 256 MiB on
-GPUs (fewer kernel launches). A pass without autograd holds two such blocks."""
+GPUs (fewer kernel launches). A pass without autograd holds at most three such blocks."""
 
-_BLOCK_ELEMENTS = 2**22  # rows of W converted to fp32 at a time when W is in half precision
+_BLOCK_ELEMENTS = 2**22  # entries of W converted to fp32 at a time when W is in half precision
 
 
 class TokenStats(NamedTuple):
@@ -71,8 +71,8 @@ def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_h
         tokens: (B, L) integer token ids; positions where ``mask`` is False are never read (padding may hold -100).
         mask: (B, L) bool, True on response tokens (EOS included); None means every position.
         lm_head_weight: W (V, d), ``lm_head.weight`` (the input embedding when embeddings are tied).
-        logits: optional (B, L, V) logits ``hidden @ W^T + b`` the caller already has (e.g. from the HF
-            forward); then they are used and the LM head is not recomputed.
+        logits: optional (B, L, V) finite logits ``hidden @ W^T + b`` the caller already has (e.g. from the HF
+            forward); then they are used as they are (never modified) and the LM head is not recomputed.
         bias: optional (V,) LM-head bias, only with ``hidden``. It changes p_t but adds no term of its own to
             Phi (the Jacobian of the logits with respect to h is W whatever the bias).
         temperature: T > 0; ``p_t = softmax(z_t / T)``. Use the temperature of the log-prob computation.
