@@ -85,6 +85,9 @@ def test_seed_batch_projects_each_seed_separately(gate, shared_ref):
                                  torch.cat([r.reshape(-1) if shared_ref else r.reshape(K, -1) for r in rs], -1),
                                  gate=gate)
     torch.testing.assert_close(torch.cat([t.reshape(K, -1) for t in out], 1), stacked, rtol=0, atol=1e-12)
+    # a single (K, ...) tensor with batch_dims=1 is the one-element sequence
+    torch.testing.assert_close(project_orthogonal(gs[0], rs[0], gate=gate, batch_dims=1),
+                               project_orthogonal([gs[0]], [rs[0]], gate=gate, batch_dims=1)[0], rtol=0, atol=0)
 
 
 def test_zero_reference_is_floored_by_eps():

@@ -66,8 +66,9 @@ def scale_rewards(rewards: Tensor, novelty: Tensor, lam: float | Tensor, mode: S
 
     The result is clipped to [-clip, clip] (``clip=None`` skips it). A degenerate group, whose nu range is at
     most ``eps`` (all nu equal, or a single valid response), gets ``nu_bar = 0`` for ``literal`` and 0.5 for
-    ``centered``, so it is shaped by nothing but its rewards. Masked-out entries (``mask`` (G, m) bool) are left
-    out of the min-max and return 0.
+    ``centered``, so it is shaped by nothing but its rewards (this explicit case replaces the spec's ``+eps`` in
+    the min-max denominator, so the most novel response of a group always gets exactly 1). Masked-out entries
+    (``mask`` (G, m) bool) are left out of the min-max and return 0.
 
     >>> scale_rewards(torch.tensor([[1.0, 1.0, -1.0]]), torch.tensor([[0.2, 0.6, 1.0]]), lam=0.5)
     tensor([[ 1.0000,  1.2500, -0.5000]])

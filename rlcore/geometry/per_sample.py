@@ -89,14 +89,14 @@ def per_sample_grad_gram(model: nn.Module, loss_fn: LossFn, batch: Batch,
     a (B, T, d_in) and output gradients g (B, T, d_out) (T = 1 for flat inputs; all middle dims are tokens). Sample
     i's weight gradient is ``G_i = sum_t g_it a_it^T`` and its bias gradient ``sum_t g_it``, so
     ``<G_i, G_j> = sum_{t,t'} (a_it . a_jt')(g_it . g_jt')`` (the "ghost" inner product) needs only token Gram
-    matrices. ``form="auto"`` picks per layer the cheaper of that and the explicit per-sample outer products;
-    neither materialises the gradients of all layers at once. A layer called several times (weight sharing)
-    contributes all its calls as tokens.
+    matrices ((B T)^2 entries). ``form="auto"`` picks per layer the cheaper in multiply-adds of that and the
+    explicit form, which holds one layer's (B, d_out, d_in) per-sample gradients at a time. A layer called several
+    times (weight sharing) contributes all its calls as tokens.
 
     ``layers``: modules or their names in ``model.named_modules()``; default every ``nn.Linear`` with a trainable
-    parameter (frozen parameters have no gradient and are left out). A chosen layer
-    whose weight is used without calling the module (e.g. ``nn.MultiheadAttention.out_proj``) raises ValueError,
-    since hooks cannot see it. Parameters are left untouched (no ``.grad`` is written).
+    parameter (frozen parameters have no gradient and are left out). A chosen layer whose weight is used without
+    calling the module (e.g. ``nn.MultiheadAttention.out_proj``) raises ValueError, since hooks cannot see it.
+    Parameters are left untouched (no ``.grad`` is written).
 
     >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
     >>> per_sample_grad_gram(net, lambda m, x: m(x).squeeze(-1), torch.randn(6, 3)).shape
