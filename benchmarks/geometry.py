@@ -16,7 +16,7 @@ the RSS before the run; glibc is told to give every block over 64 KiB back to th
 (``MALLOC_MMAP_THRESHOLD_``) so freed tensors do not hide later peaks. The last line is one JSON object.
 
     python benchmarks/geometry.py --quick      # about 2 minutes on 2 cores
-    python benchmarks/geometry.py              # the issue's size, B=64 L=512 d=1024 V=32k (several minutes)
+    python benchmarks/geometry.py --repeats 1  # the issue's size, B=64 L=512 d=1024 V=32k (about 20 minutes)
 """
 
 from __future__ import annotations
