@@ -62,24 +62,27 @@ class MetricsLogger:
     """Writes each log event to ``metrics.jsonl`` (one JSON object with ``step``), TensorBoard and W&B.
 
     ``resume_step``: records after that step (from an interrupted attempt) are dropped, so that the file reads
-    as one uninterrupted run; None keeps every record.
+    as one uninterrupted run; None keeps every record. ``write=False`` (the non-main processes of a distributed
+    run) converts and returns metrics but writes nothing.
     """
 
     def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, wandb: bool = False,
                  wandb_project: str = "rlcore", config: Mapping[str, Any] | None = None,
-                 resume_step: int | None = None):
+                 resume_step: int | None = None, write: bool = True):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
+        self.last: dict[str, float] = {}
+        self._file = self._tb = self._wandb = None
+        if not write:
+            return
         if resume_step is not None and self.path.is_file():
             kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
             self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         self._file = open(self.path, "a", encoding="utf-8")
-        self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
-        self._wandb = None
         if wandb:
             try:
                 import wandb as wandb_lib
@@ -88,14 +91,14 @@ class MetricsLogger:
                                   "pip install wandb, or set wandb=false") from e
             self._wandb = wandb_lib.init(project=wandb_project, dir=str(self.run_dir), config=dict(config or {}),
                                          name=self.run_dir.name, resume="allow", id=self.run_dir.name)
-        self.last: dict[str, float] = {}
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> dict[str, float]:
         """Record ``metrics`` at ``step``; returns them as floats."""
         values = to_floats(metrics)
-        record = {"step": int(step), "time": round(time.time(), 3), **values}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        if self._file is not None:
+            record = {"step": int(step), "time": round(time.time(), 3), **values}
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
         if self._tb is not None:
             for k, v in values.items():
                 self._tb.add_scalar(k, v, step)
@@ -105,7 +108,8 @@ class MetricsLogger:
         return values
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self._tb is not None:
             self._tb.close()
         if self._wandb is not None:

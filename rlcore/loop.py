@@ -4,7 +4,8 @@ An algorithm provides ``update(batch) -> dict[str, Tensor]`` and ``state_dict()`
 sampler provides ``sample()`` and its own ``state_dict()`` / ``load_state_dict()``. The loop owns the step
 counter, metric averaging, the non-finite guard, evaluation on a schedule, "last"/"best" bookkeeping and
 checkpoints that restore algorithm, sampler and global RNG state, so that a killed and resumed CPU run ends with
-bit-identical parameters.
+bit-identical parameters. In a multi-process run every process runs the loop (the algorithm synchronises them)
+and only the main process (``run.is_main``) writes metrics and checkpoints.
 """
 
 from __future__ import annotations
@@ -103,8 +104,9 @@ def train_loop(
         sums, count = state["log_sums"], state["log_count"]
 
     guard = NonFiniteGuard()
-    progress = Progress(cfg.max_steps, initial=start, desc=run.algo, keys=console_keys, enabled=cfg.progress)
-    if start:
+    progress = Progress(cfg.max_steps, initial=start, desc=run.algo, keys=console_keys,
+                        enabled=cfg.progress and run.is_main)
+    if start and run.is_main:
         progress.write(f"resumed {run.dir} from step {start}")
     tick, tick_step = time.perf_counter(), start
     t0 = time.perf_counter()
@@ -116,6 +118,8 @@ def train_loop(
 
     def save(step: int) -> None:
         guard.check(last_good())
+        if not run.is_main:  # the other processes of a distributed run hold the same state
+            return
         state = {"algo": algo.state_dict(), "sampler": sampler.state_dict(), "rng": rng_state(), "step": step,
                  "best": best, "last": last, "log_sums": sums, "log_count": count}
         if extra_state is not None:

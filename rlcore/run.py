@@ -104,20 +104,23 @@ def default_run_dir(algo: str, task: str | None) -> Path:
 class Run:
     """Owns a run directory. ``Run.open(...)`` creates it (or reopens it to resume)."""
 
-    def __init__(self, run_dir: Path, algo: str, config: TrainConfig, resume_step: int):
+    def __init__(self, run_dir: Path, algo: str, config: TrainConfig, resume_step: int, is_main: bool = True):
         self.dir = run_dir
         self.algo = algo
         self.config = config
+        self.is_main = is_main
         self.checkpoints = CheckpointManager(run_dir / CHECKPOINT_DIR, keep_last=config.keep_checkpoints)
         self.logger = MetricsLogger(run_dir, tensorboard=config.tensorboard, wandb=config.wandb,
-                                    config=to_dict(config), resume_step=resume_step)
+                                    config=to_dict(config), resume_step=resume_step, write=is_main)
 
     @classmethod
     def open(cls, algo: str, config: TrainConfig, run_dir: str | Path | None = None, task: str | None = None,
-             resume: bool = False) -> Run:
+             resume: bool = False, is_main: bool = True) -> Run:
         """Create ``run_dir`` (default ``runs/<algo>-<task>-<time>``), or reopen it when ``resume``.
 
-        Refuses to overwrite a directory that already holds checkpoints unless ``resume`` is set.
+        Refuses to overwrite a directory that already holds checkpoints unless ``resume`` is set. In a
+        multi-process run every process opens the run with ``is_main`` true on exactly one: the others read
+        checkpoints (to resume) but write nothing. Pass the same ``run_dir`` to all of them.
         """
         path = Path(run_dir) if run_dir is not None else default_run_dir(algo, task)
         ckpt = CheckpointManager(path / CHECKPOINT_DIR)
@@ -127,6 +130,8 @@ class Run:
                             "pass --resume to continue it, or choose another --run-dir")
         if path.exists() and not path.is_dir():
             raise UserError(f"--run-dir '{path}' is a file; choose a directory path")
+        if not is_main:
+            return cls(path, algo, config, resume_step=latest or 0, is_main=False)
         path.mkdir(parents=True, exist_ok=True)
         save_yaml(config, path / CONFIG_FILE, algo=algo)
         meta = {
@@ -144,7 +149,8 @@ class Run:
         return cls(path, algo, config, resume_step=latest or 0)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_text(self.dir / SUMMARY_FILE, json.dumps(summary, indent=1))
+        if self.is_main:
+            atomic_write_text(self.dir / SUMMARY_FILE, json.dumps(summary, indent=1))
 
     def close(self) -> None:
         self.logger.close()

@@ -29,8 +29,8 @@ class TokenStats(NamedTuple):
     """(B, L) log p(y_t) at temperature T (differentiable)."""
     entropy: Tensor
     """(B, L) entropy of p_t in nats (differentiable)."""
-    features: Tensor
-    """(B, d) G2RL feature Phi (no gradient)."""
+    features: Tensor | None
+    """(B, d) G2RL feature Phi (no gradient); None when the pass was asked not to compute it."""
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -62,7 +62,7 @@ def _exp_shifted(z: Tensor, out: Tensor | None) -> tuple[Tensor, Tensor, Tensor]
 
 def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_head_weight: Tensor, *,
                 logits: Tensor | None = None, bias: Tensor | None = None, temperature: float = 1.0,
-                chunk_size: int | None = None) -> TokenStats:
+                chunk_size: int | None = None, features: bool = True) -> TokenStats:
     """Token log-probs, token entropies and G2RL's Phi from ONE pass over the LM-head distribution.
 
     Args:
@@ -77,8 +77,10 @@ def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_h
             Phi (the Jacobian of the logits with respect to h is W whatever the bias).
         temperature: T > 0; ``p_t = softmax(z_t / T)``. Use the temperature of the log-prob computation.
         chunk_size: sequence positions per chunk; default :func:`default_chunk_size`.
+        features: False skips Phi (no probability accumulation, no (V -> d) product; ``features`` is None), for
+            passes that need only log-probs and entropies (a GRPO training or reference pass).
 
-    Returns ``TokenStats(logprobs (B, L), entropy (B, L), features (B, d))``. Logits are computed (from
+    Returns ``TokenStats(logprobs (B, L), entropy (B, L), features (B, d) or None)``. Logits are computed (from
     ``hidden``) in the inputs' dtype like the model's own LM head, one chunk of positions at a time, and every
     softmax, sum and product downstream runs in at least float32: half/bfloat16 inputs give float32 outputs, float32
     and float64 inputs keep their dtype. At most a few (B, chunk, V) blocks exist at once, never (B, L, V)
@@ -132,7 +134,7 @@ def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_h
     z_buffer = None if needs_grad or not own_logits else torch.empty(block, dtype=acc, device=device)
 
     logprob_chunks, entropy_chunks = [], []
-    prob_sum = torch.zeros(B, 1, V, dtype=acc, device=device)
+    prob_sum = torch.zeros(B, 1, V, dtype=acc, device=device) if features else None
     for start in range(0, L, chunk):
         width = min(chunk, L - start)
         span, shape = slice(start, start + width), (B, width, V)
@@ -154,14 +156,17 @@ def token_stats(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_h
         logprob_chunks.append((z.gather(-1, safe_tokens[:, span, None]) - top - log_total).squeeze(-1))
         mean_shifted = torch.linalg.vecdot(e, z).unsqueeze(-1) / total - top  # sum_v p_v (z_v - max)
         entropy_chunks.append((log_total - mean_shifted).squeeze(-1))  # H = lse - sum_v p_v z_v
-        prob_sum.baddbmm_(weights[:, None, span] / total.detach().view(B, 1, width), e.detach())  # += sum_t m_t p_t
+        if prob_sum is not None:  # += sum_t m_t p_t
+            prob_sum.baddbmm_(weights[:, None, span] / total.detach().view(B, 1, width), e.detach())
 
-    counts = torch.zeros(B, V, dtype=acc, device=device).scatter_add_(1, safe_tokens, weights)
-    delta = (counts - prob_sum.squeeze(1)) / weights.sum(-1, keepdim=True).clamp_min(1)
-    features = _times_weight(delta, lm_head_weight.detach())
+    phi = None
+    if prob_sum is not None:
+        counts = torch.zeros(B, V, dtype=acc, device=device).scatter_add_(1, safe_tokens, weights)
+        delta = (counts - prob_sum.squeeze(1)) / weights.sum(-1, keepdim=True).clamp_min(1)
+        phi = _times_weight(delta, lm_head_weight.detach())
     zero = torch.zeros((), dtype=acc, device=device)
     return TokenStats(torch.where(mask, torch.cat(logprob_chunks, 1), zero),
-                      torch.where(mask, torch.cat(entropy_chunks, 1), zero), features)
+                      torch.where(mask, torch.cat(entropy_chunks, 1), zero), phi)
 
 
 def sequence_features(hidden: Tensor | None, tokens: Tensor, mask: Tensor | None, lm_head_weight: Tensor, *,

@@ -1,0 +1,176 @@
+"""GRPO settings: defaults are the G2RL paper's (specs/g2rl.md section 7) and the library's decisions (section 15).
+
+Values the paper does not state are marked "(inferred)" when taken from the EVOL-RL script by the same group, or
+"(library)" when chosen here; presets in configs/grpo and configs/g2rl set models and lengths per experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from algorithms.grpo.losses import ADVANTAGE_STDS, AGGREGATIONS, AdvantageStd, Aggregation
+from rlcore.config import check_range
+from rlcore.errors import ConfigError
+from rlcore.run import TrainConfig
+
+
+@dataclasses.dataclass
+class GRPOConfig(TrainConfig):
+    """GRPO for LLM reasoning with verifiable rewards (plus the shared run settings)."""
+
+    # --- model and data
+    model: str = "Qwen/Qwen3-1.7B-Base"
+    """Policy: a save_pretrained directory, a hub id, 'tiny' (random tiny Qwen3) or 'tiny-arith' (the tiny Qwen3
+    warm-started on the arithmetic toy task, built and cached on first use)."""
+    dataset: str = "math_train"
+    """Training problems: a benchmark name of envs.reasoning (math_train = MATH train, 7.5k), a JSONL path, or
+    'arith' (the toy task; 'arith-heldout' draws other problems)."""
+    eval_dataset: str = "aime25"
+    """Held-out problems for periodic pass@k (the paper tracks AIME25 during training); '' disables evaluation."""
+    data_dir: str = ""
+    """Folder of the benchmark JSONL files ('' = $RLCORE_MATH_DATA)."""
+    dataset_limit: int = 0
+    """Use only the first N training problems (0 = all; the toy task generates N problems, default 1024)."""
+    eval_limit: int = 0
+    """Evaluate only the first N held-out problems (0 = all; the toy task generates N, default 64)."""
+    arith_kinds: list[str] = dataclasses.field(default_factory=lambda: ["sum", "expr"])
+    """Problem kinds of the toy task ('sum', 'expr'; see envs.reasoning.arith)."""
+    arith_max_number: int = 9
+    """Toy task: largest operand (sum targets lie in 4..2 * arith_max_number)."""
+    prompt_format: Literal["chat", "plain"] = "chat"
+    """'chat': the SimpleRL-Zoo instruction as system message through the chat template (paper); 'plain':
+    question and instruction as raw text (shorter, for tiny models)."""
+    max_prompt_tokens: int = 512
+    """Problems whose prompt is longer are dropped when the data is loaded (inferred: EVOL-RL's max prompt)."""
+    reward_range: Literal["pm1", "01"] = "pm1"
+    """Verifier rewards: +1/-1 (paper) or 1/0. Unparseable or truncated answers get the incorrect value."""
+
+    # --- rollouts
+    engine: Literal["hf", "vllm"] = "hf"
+    """Rollout engine: 'hf' (transformers generate, colocated, CPU and small GPUs) or 'vllm' (GPUs)."""
+    prompts_per_step: int = 16
+    """Prompts per training step (paper: train batch size 16)."""
+    group_size: int = 16
+    """Responses sampled per prompt, m (paper: 16)."""
+    temperature: float = 1.0
+    """Sampling temperature during training; old log-probs and Phi use the same temperature (paper: 1.0)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass during training (1 = off)."""
+    max_new_tokens: int = 8192
+    """Maximal response length (paper: 8k for Qwen3-1.7B, 12k for Qwen3-4B); the 'constant' aggregation's horizon."""
+    rollout_batch_size: int = 64
+    """Sequences per generate call of the hf engine (prompts are generated one group per call, see the trainer)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Share of GPU memory the colocated vLLM engine may take (weights + KV cache)."""
+
+    # --- objective
+    adv_std: AdvantageStd = "population"
+    """Spread of the group standardisation: population (paper), unbiased, or none (Dr. GRPO)."""
+    adv_eps: float = 1e-6
+    """epsilon of the group standardisation (library)."""
+    adv_eps_inside: bool = True
+    """epsilon inside the square root (paper's form) or added to the std (verl, TRL)."""
+    clip_eps: float = 0.2
+    """PPO clip epsilon (lower side; both sides unless clip_eps_high is set) (inferred: 0.2)."""
+    clip_eps_high: float | None = None
+    """Upper clip epsilon for DAPO clip-higher (e.g. 0.28); None = clip_eps."""
+    beta: float = 0.001
+    """Coefficient of the k3 KL penalty to the frozen initial policy (paper: KL loss 0.001); 0 disables the
+    reference model."""
+    entropy_coef: float = 0.0
+    """Entropy bonus coefficient (the 'Entropy Bonus' baseline uses 0.001 or 0.003, from EVOL-RL's script)."""
+    aggregation: Aggregation = "token_mean"
+    """Loss aggregation: token_mean (verl/TRL default), seq_mean, or constant (Dr. GRPO, horizon max_new_tokens)."""
+    filter_zero_variance: bool = False
+    """DAPO-style: leave groups whose (shaped) rewards are all equal out of the loss. Off by default, because
+    G2RL gives such groups a signal."""
+
+    # --- optimisation
+    lr: float = 5e-7
+    """AdamW learning rate (paper: 5e-7)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (inferred: verl's actor default)."""
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    """Learning-rate schedule after warm-up (inferred: EVOL-RL's cosine)."""
+    warmup_ratio: float = 0.03
+    """Share of the optimiser steps spent warming the learning rate up linearly from 0 (inferred: 0.03)."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip per optimiser step (inferred: verl's default 1.0); 0 disables it."""
+    ppo_epochs: int = 1
+    """Passes over each step's rollouts (inferred: verl's default 1)."""
+    mini_batch_size: int = 16
+    """Sequences per optimiser step, over all processes (paper: PPO mini-batch 1 prompt x 16 responses)."""
+    micro_batch_size: int = 2
+    """Sequences per forward/backward on each process; gradients accumulate up to mini_batch_size (paper: 2)."""
+    logprob_batch_size: int = 16
+    """Sequences per forward of the no-gradient passes (old policy, reference)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory (inferred: on in the paper's verl runs)."""
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
+    """'auto' = bf16 autocast on a GPU that supports it, full precision elsewhere; weights stay fp32."""
+    lora_rank: int = 0
+    """LoRA rank through peft (0 = full fine-tuning)."""
+    lora_alpha: float = 32.0
+    """LoRA scaling alpha."""
+    lora_target_modules: str = "all-linear"
+    """peft target_modules: 'all-linear' or a comma-separated list of module names."""
+
+    # --- evaluation and output
+    eval_samples: int = 8
+    """Samples per held-out problem, k of pass@k / maj@k (paper: AIME25 mean@8 during training)."""
+    eval_temperature: float = 0.8
+    """Sampling temperature of evaluation (paper: 0.8)."""
+    eval_max_new_tokens: int = 0
+    """Response length cap of evaluation (0 = max_new_tokens)."""
+    geometry_diagnostics: bool = True
+    """Compute Phi every step and log the geom/* diagnostics (mean cosine, negative pairs, mean nu)."""
+    export_model: bool = True
+    """Write the final and the best policy with save_pretrained to <run_dir>/model and <run_dir>/best_model."""
+
+    # --- run-level defaults for this algorithm
+    max_steps: int = 200
+    """Training steps, each one rollout batch (paper: Fig. 2 runs to about 200)."""
+    log_every: int = 1
+    """Log training metrics every this many steps."""
+    eval_every: int = 20
+    """Evaluate every this many steps (and at the last step); 0 disables periodic evaluation."""
+    ckpt_every: int = 20
+    """Write a checkpoint every this many steps (and at the last step)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("prompts_per_step", "group_size", "max_new_tokens", "rollout_batch_size", "ppo_epochs",
+                     "mini_batch_size", "micro_batch_size", "logprob_batch_size", "eval_samples",
+                     "max_prompt_tokens", "arith_max_number"):
+            check_range(name, getattr(self, name), low=1)
+        for name in ("dataset_limit", "eval_limit", "eval_max_new_tokens", "lora_rank", "beta", "entropy_coef",
+                     "weight_decay", "max_grad_norm"):
+            check_range(name, getattr(self, name), low=0)
+        check_range("temperature", self.temperature, low=0.0, low_open=True)
+        check_range("eval_temperature", self.eval_temperature, low=0.0)
+        check_range("top_p", self.top_p, 0.0, 1.0, low_open=True)
+        check_range("lr", self.lr, low=0.0, low_open=True)
+        check_range("clip_eps", self.clip_eps, 0.0, 1.0, low_open=True, high_open=True)
+        if self.clip_eps_high is not None:
+            check_range("clip_eps_high", self.clip_eps_high, low=0.0, low_open=True)
+        check_range("adv_eps", self.adv_eps, low=0.0)
+        check_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0, high_open=True)
+        check_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, 0.0, 1.0, low_open=True)
+        if self.adv_std not in ADVANTAGE_STDS or self.aggregation not in AGGREGATIONS:
+            raise ConfigError(f"adv_std must be one of {ADVANTAGE_STDS} and aggregation one of {AGGREGATIONS}")
+        sequences = self.prompts_per_step * self.group_size
+        if sequences % self.mini_batch_size:
+            raise ConfigError(f"mini_batch_size = {self.mini_batch_size} must divide prompts_per_step x group_size "
+                              f"= {sequences}; e.g. set mini_batch_size={self.group_size} (one group per update)")
+        if self.group_size < 2:
+            raise ConfigError("group_size must be >= 2: GRPO compares responses within a group")
+        unknown = sorted(set(self.arith_kinds) - {"sum", "expr"})
+        if unknown or not self.arith_kinds:
+            raise ConfigError(f"arith_kinds must be a non-empty list of 'sum' and 'expr', got {self.arith_kinds}")
+
+    @property
+    def optimizer_steps(self) -> int:
+        """Optimiser steps over the whole run (for the learning-rate schedule)."""
+        per_step = self.prompts_per_step * self.group_size // self.mini_batch_size
+        return self.max_steps * self.ppo_epochs * per_step

@@ -1,0 +1,162 @@
+"""GRPO as pure functions: group advantages, the token-level PPO-clip loss, the k3 KL penalty, loss aggregation.
+
+Equation numbers refer to the G2RL paper as written up in specs/g2rl.md (section 2: eqs. 1-4). Shapes: G groups
+of m responses; B sequences of L response positions; ``mask`` (B, L) is True on response tokens (EOS included).
+Every function is differentiable where it should be and returns detached metrics as 0-d tensors (no host sync).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+AdvantageStd = Literal["population", "unbiased", "none"]
+Aggregation = Literal["token_mean", "seq_mean", "constant"]
+ADVANTAGE_STDS = ("population", "unbiased", "none")
+AGGREGATIONS = ("token_mean", "seq_mean", "constant")
+
+
+def group_advantages(rewards: Tensor, *, std: AdvantageStd = "population", eps: float = 1e-6,
+                     eps_inside: bool = True) -> Tensor:
+    """Group-normalised advantages, eqs. 2-3: ``A_i = (r_i - mean(r)) / s``, (G, m) -> (G, m).
+
+    ``std`` picks the spread ``s`` of each group:
+
+    - ``population`` (the paper's form): ``s = sqrt(mean((r - mean r)^2) + eps)``;
+    - ``unbiased``: the same with the sample variance (divisor m - 1; 0 for m = 1);
+    - ``none`` (Dr. GRPO): ``s = 1``, only the mean is removed.
+
+    ``eps_inside=False`` puts ``eps`` outside the root instead, ``s = std + eps`` (verl with 1e-6; TRL with the
+    unbiased std and 1e-4). A group whose rewards are all equal gets zero advantages in every mode.
+
+    >>> group_advantages(torch.tensor([[1.0, -1.0, -1.0, -1.0]]), eps=0.0)
+    tensor([[ 1.7321, -0.5774, -0.5774, -0.5774]])
+    """
+    if rewards.ndim != 2:
+        raise ValueError(f"rewards must be (groups, responses), got shape {tuple(rewards.shape)}")
+    if std not in ADVANTAGE_STDS:
+        raise ValueError(f"std must be one of {ADVANTAGE_STDS}, got {std!r}")
+    centred = rewards - rewards.mean(-1, keepdim=True)
+    if std == "none":
+        return centred
+    m = rewards.shape[-1]
+    divisor = m - 1 if std == "unbiased" and m > 1 else m
+    var = centred.square().sum(-1, keepdim=True) / divisor
+    spread = (var + eps).sqrt() if eps_inside else var.sqrt() + eps
+    return centred / spread
+
+
+def policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, *, clip_low: float = 0.2,
+                clip_high: float | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Token-level PPO-clip loss, eq. 4 with per-token ratios: (B, L) log-probs, (B,) or (B, L) advantages.
+
+    ``rho_t = exp(logp_t - old_logp_t)``; the per-token loss is
+    ``-min(rho_t * A, clip(rho_t, 1 - clip_low, 1 + clip_high) * A)``; ``clip_high=None`` uses ``clip_low``
+    (symmetric clipping), a larger value is DAPO's clip-higher. Returns the (B, L) per-token loss (aggregate it with
+    :func:`aggregate`) and (B, L) float indicators ``clipped_low`` / ``clipped_high`` of tokens whose gradient the
+    clip removed (ratio below 1 - clip_low with A < 0, above 1 + clip_high with A > 0).
+    """
+    high = clip_low if clip_high is None else clip_high
+    adv = advantages.unsqueeze(-1) if advantages.ndim == 1 else advantages
+    ratio = torch.exp(logprobs - old_logprobs)
+    clipped = ratio.clamp(1 - clip_low, 1 + high)
+    loss = -torch.minimum(ratio * adv, clipped * adv)
+    with torch.no_grad():
+        flags = {"clipped_low": ((ratio < 1 - clip_low) & (adv < 0)).to(logprobs.dtype),
+                 "clipped_high": ((ratio > 1 + high) & (adv > 0)).to(logprobs.dtype),
+                 "ratio": ratio.detach()}
+    return loss, flags
+
+
+def kl_k3(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
+    """Per-token k3 estimate of KL(pi_theta || pi_ref) on samples of the current policy, (B, L) -> (B, L).
+
+    ``k3 = exp(d) - d - 1`` with ``d = ref_logp - logp`` (Schulman's unbiased, non-negative estimator; verl's
+    "low_var_kl" without its clamp, TRL's per-token KL).
+    """
+    d = ref_logprobs - logprobs
+    return torch.exp(d) - d - 1
+
+
+def loss_units(mask: Tensor, mode: Aggregation) -> Tensor:
+    """How many units ``mode`` averages over in a batch with loss mask (B, L): tokens for ``token_mean``,
+    sequences with at least one token otherwise. Pass the count of the whole (global) batch to :func:`aggregate`
+    as ``normalizer``."""
+    if mode == "token_mean":
+        return mask.sum()
+    return mask.any(-1).sum()
+
+
+def aggregate(values: Tensor, mask: Tensor, mode: Aggregation = "token_mean", *,
+              normalizer: Tensor | float | None = None, horizon: int | None = None) -> Tensor:
+    """Reduce a (B, L) per-token quantity to the scalar loss, over masked tokens only.
+
+    - ``token_mean``: ``sum(v * mask) / N_tokens`` (every token of the batch weighs the same; verl/TRL default);
+    - ``seq_mean``: ``sum_i (sum_t v_it mask_it / len_i) / N_seqs`` (each sequence weighs the same; TRL "grpo");
+    - ``constant``: ``sum(v * mask) / (N_seqs * horizon)`` (Dr. GRPO: no length normalisation; ``horizon`` is the
+      maximal response length).
+
+    ``normalizer`` is N_tokens or N_seqs of the whole batch the loss is an average over (default: this batch's,
+    :func:`loss_units`). Give the global count when a batch is split into micro-batches or over processes: the sum
+    of the micro-batch losses is then exactly the loss of the whole batch.
+
+    >>> aggregate(torch.tensor([[1.0, 3.0], [5.0, 0.0]]), torch.tensor([[True, True], [True, False]]), "seq_mean")
+    tensor(3.5000)
+    """
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {mode!r}")
+    m = mask.to(values.dtype)
+    units = loss_units(mask, mode) if normalizer is None else normalizer
+    if mode == "token_mean":
+        return (values * m).sum() / torch.as_tensor(units, dtype=values.dtype).clamp_min(1)
+    if mode == "seq_mean":
+        per_seq = (values * m).sum(-1) / m.sum(-1).clamp_min(1)
+        return per_seq.sum() / torch.as_tensor(units, dtype=values.dtype).clamp_min(1)
+    if horizon is None or horizon < 1:
+        raise ValueError("aggregation 'constant' needs horizon = the maximal response length (>= 1)")
+    return (values * m).sum() / (torch.as_tensor(units, dtype=values.dtype).clamp_min(1) * horizon)
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` over the True entries of ``mask`` (0 when there are none)."""
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp_min(1)
+
+
+def grpo_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, *,
+              ref_logprobs: Tensor | None = None, entropy: Tensor | None = None, clip_low: float = 0.2,
+              clip_high: float | None = None, beta: float = 0.0, entropy_coef: float = 0.0,
+              aggregation: Aggregation = "token_mean", normalizer: Tensor | float | None = None,
+              horizon: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """The GRPO objective to minimise, eq. 4: ``agg(PPO-clip + beta * k3 KL) - entropy_coef * agg(entropy)``.
+
+    Args: ``logprobs`` (B, L) of the current policy (with gradient); ``old_logprobs`` (B, L) of the policy that
+    sampled; ``advantages`` (B,) one per sequence; ``mask`` (B, L); ``ref_logprobs`` (B, L) of the frozen
+    reference (needed when ``beta > 0``); ``entropy`` (B, L) token entropies of the current policy (needed when
+    ``entropy_coef > 0``, the entropy-bonus baseline). ``aggregation``, ``normalizer``, ``horizon``: see
+    :func:`aggregate` (the entropy term uses the same aggregation, as verl does).
+
+    Returns ``(loss, metrics)``; metrics are this batch's token means (``pg_loss`` is the aggregated clip term):
+    ``pg_loss``, ``kl``, ``entropy``, ``clip_frac_low``, ``clip_frac_high``, ``ratio``.
+    """
+    per_token, flags = policy_loss(logprobs, old_logprobs, advantages, clip_low=clip_low, clip_high=clip_high)
+    pg = aggregate(per_token, mask, aggregation, normalizer=normalizer, horizon=horizon)
+    loss = pg
+    metrics = {"pg_loss": pg.detach(), "clip_frac_low": masked_mean(flags["clipped_low"], mask),
+               "clip_frac_high": masked_mean(flags["clipped_high"], mask),
+               "ratio": masked_mean(flags["ratio"], mask)}
+    if beta > 0:
+        if ref_logprobs is None:
+            raise ValueError("beta > 0 needs ref_logprobs (the frozen reference policy's log-probs)")
+        kl = kl_k3(logprobs, ref_logprobs)
+        loss = loss + beta * aggregate(kl, mask, aggregation, normalizer=normalizer, horizon=horizon)
+        metrics["kl"] = masked_mean(kl.detach(), mask)
+    if entropy_coef > 0:
+        if entropy is None:
+            raise ValueError("entropy_coef > 0 needs the token entropies of the current policy")
+        loss = loss - entropy_coef * aggregate(entropy, mask, aggregation, normalizer=normalizer, horizon=horizon)
+    if entropy is not None:
+        metrics["entropy"] = masked_mean(entropy.detach(), mask)
+    return loss, metrics
