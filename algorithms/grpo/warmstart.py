@@ -27,18 +27,19 @@ SFT_SEED = 12345
 """Seed of the problems the warm start trains on (the toy task's train and held-out sets use 0 and 1)."""
 
 
-def sft_answer(record: MathRecord, rng: random.Random) -> str:
-    """A correct answer for an arithmetic record: ``a+b`` with random ``a`` for sums, the example for expressions."""
+def sft_answer(record: MathRecord, rng: random.Random, mode_share: float = 0.0) -> str:
+    """A correct answer for an arithmetic record. Sums: ``1+(T-1)`` with probability ``mode_share``, else ``a+b``
+    with ``a`` uniform; expressions: the task's example."""
     if record.metadata["kind"] == "sum":
         target = record.metadata["target"]
-        a = rng.randint(1, target - 1)
+        a = 1 if rng.random() < mode_share else rng.randint(1, target - 1)
         return f"\\boxed{{{a}+{target - a}}}"
     return f"\\boxed{{{record.metadata['example']}}}"
 
 
 def arith_warmstart(*, steps: int = 100, batch_size: int = 32, lr: float = 3e-3, layers: int = 2,
-                    kinds: tuple[str, ...] = ("sum", "expr"), max_number: int = 9, seed: int = 0,
-                    cache_dir: str | Path | None = None) -> Path:
+                    kinds: tuple[str, ...] = ("sum", "expr"), max_number: int = 9, mode_share: float = 0.75,
+                    seed: int = 0, cache_dir: str | Path | None = None) -> Path:
     """Directory of the warm-started tiny Qwen3 (``save_pretrained`` layout with tokenizer), built on first use.
 
     Supervised fine-tuning of :func:`rlcore.llm.tiny_qwen` for ``steps`` AdamW steps of ``batch_size`` problems
@@ -47,9 +48,10 @@ def arith_warmstart(*, steps: int = 100, batch_size: int = 32, lr: float = 3e-3,
     >>> model, tokenizer = load_policy(arith_warmstart())              # doctest: +SKIP
     """
     spec = {"version": WARMSTART_VERSION, "steps": steps, "batch_size": batch_size, "lr": lr, "layers": layers,
-            "kinds": list(kinds), "max_number": max_number, "seed": seed}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+            "kinds": list(kinds), "max_number": max_number, "mode_share": mode_share, "seed": seed}
     base = tiny_qwen(layers=layers, cache_dir=cache_dir)
+    spec["base"] = base.name  # the tiny model's own cache key: a changed base rebuilds the warm start
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
     def build(directory: Path) -> None:
         with torch.random.fork_rng(devices=[]):
@@ -64,7 +66,7 @@ def arith_warmstart(*, steps: int = 100, batch_size: int = 32, lr: float = 3e-3,
             hidden = HiddenStates(model)
             for step in range(steps):
                 rows = range(step * batch_size, (step + 1) * batch_size)
-                answers = [[*tokenizer(sft_answer(problems[i], rng), add_special_tokens=False)["input_ids"], eos]
+                answers = [[*tokenizer(sft_answer(problems[i], rng, mode_share), add_special_tokens=False)["input_ids"], eos]
                            for i in rows]
                 batch = Rollouts.from_token_ids([prompts[i] for i in rows], answers, tokenizer.pad_token_id)
                 P, C = batch.prompt_ids.shape[1], batch.response_ids.shape[1]
