@@ -1,0 +1,60 @@
+"""Offline RL data and environments: read D4RL / Minari datasets, map D4RL names to maintained simulators, score,
+preprocess, sample, collect and evaluate.
+
+Example::
+
+    from envs.offline import DatasetSampler, evaluate, load_dataset, normalized_score
+
+    data = load_dataset("pendulum-scripted-v0")            # the embedded default; or a D4RL .hdf5 path
+    sampler = DatasetSampler(data, batch_size=256, seed=0)  # dict of torch tensors per sample()
+    result = evaluate(policy, "pendulum-scripted-v0", episodes=10, seed=0)
+    normalized_score("hopper-medium-v2", 1600.0)            # D4RL score x100
+"""
+
+from envs.offline.collect import collect, mix_files, save_dataset
+from envs.offline.dataset import OfflineDataset, concatenate
+from envs.offline.evaluation import evaluate
+from envs.offline.policies import (
+    GaussianNoise,
+    PendulumSwingUp,
+    RandomPolicy,
+    SB3Actor,
+    find_policy_loader,
+    load_run_policy,
+    resolve_policy,
+)
+from envs.offline.preprocessing import ObservationNormalizer, antmaze_rewards, scale_rewards_by_return_range
+from envs.offline.readers import DEFAULT_DATASET, load_dataset, qlearning_dataset
+from envs.offline.registry import Task, all_tasks, get_task, normalized_score, register_task
+from envs.offline.sampler import DatasetSampler
+from envs.offline.simulator import SimulatorMismatchWarning, make_env
+
+__all__ = [
+    "DEFAULT_DATASET",
+    "DatasetSampler",
+    "GaussianNoise",
+    "ObservationNormalizer",
+    "OfflineDataset",
+    "PendulumSwingUp",
+    "RandomPolicy",
+    "SB3Actor",
+    "SimulatorMismatchWarning",
+    "Task",
+    "all_tasks",
+    "antmaze_rewards",
+    "collect",
+    "concatenate",
+    "evaluate",
+    "find_policy_loader",
+    "get_task",
+    "load_dataset",
+    "load_run_policy",
+    "make_env",
+    "mix_files",
+    "normalized_score",
+    "qlearning_dataset",
+    "register_task",
+    "resolve_policy",
+    "save_dataset",
+    "scale_rewards_by_return_range",
+]

@@ -1,0 +1,53 @@
+"""Uniform minibatches from an :class:`OfflineDataset`, for ``rlcore.loop.train_loop``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.offline.dataset import OfflineDataset
+
+BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
+
+
+class DatasetSampler:
+    """Samples ``batch_size`` transitions uniformly with replacement, with its own ``torch.Generator``.
+
+    The dataset is copied to ``device`` once and indexed there (no per-step host-to-device copies); the generator
+    lives on the same device. ``sample()`` returns float32 tensors: observations (B, obs_dim), actions (B, act_dim),
+    rewards (B,), next_observations (B, obs_dim) and terminals (B,) as 0.0/1.0. ``state_dict()`` holds the
+    generator state, so a resumed run draws the same batches as an uninterrupted one.
+
+    Example::
+
+        >>> from envs.offline import load_dataset
+        >>> sampler = DatasetSampler(load_dataset("pendulum-scripted-v0"), batch_size=256, seed=0)
+        >>> sampler.sample()["observations"].shape
+        torch.Size([256, 3])
+    """
+
+    def __init__(self, dataset: OfflineDataset, batch_size: int, seed: int = 0, device: str | torch.device = "cpu",
+                 keys: Sequence[str] = BATCH_KEYS):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if len(dataset) == 0:
+            raise ValueError("cannot sample from an empty dataset")
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.size = len(dataset)
+        self.data = {key: torch.from_numpy(np.array(getattr(dataset, key), dtype=np.float32)).to(self.device)
+                     for key in keys}
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        index = torch.randint(self.size, (self.batch_size,), generator=self.generator, device=self.device)
+        return {key: value[index] for key, value in self.data.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
