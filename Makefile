@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= llm,d4rl,dev
+EXTRAS ?= llm,d4rl,ray,dev
 
 .PHONY: demo test test-slow test-vllm lint bench setup clean
 

@@ -16,7 +16,7 @@ def _plugin_commands():
     return cmds
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["data"]])
+@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["data"], ["ablate"], ["report"]])
 def test_help_for_every_top_level_command(args):
     result = run_cli(*args, "--help")
     assert result.returncode == 0, result.stderr

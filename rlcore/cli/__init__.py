@@ -21,7 +21,10 @@ GROUPS = {
     "eval": ("rlcore.eval", "evaluate a trained policy or model"),
     "data": ("rlcore.data", "make, mix and inspect datasets"),
 }
-BUILTINS: dict[str, tuple[str, str]] = {}
+BUILTINS = {
+    "ablate": ("rlcore.ablate:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
+    "report": ("rlcore.report:COMMAND", "tables and plots from a folder of runs"),
+}
 
 
 class OneLineParser(argparse.ArgumentParser):

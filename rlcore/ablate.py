@@ -1,0 +1,336 @@
+"""``rlcore ablate <spec.yaml> --out <dir>``: a sweep of configs x seeds, resumable, on one of three backends.
+
+A spec names a base preset and the cells to run::
+
+    base: configs/toy/demo.yaml     # preset; its `algo:` key names the algorithm (or give `algo:`)
+    set: {max_steps: 200}           # overrides for every run
+    grid: {lr: [1e-3, 3e-4]}        # cells = cartesian product of these overrides ...
+    cells:                          # ... and/or named cells with their own overrides
+      - {name: small, set: {hidden: 16}}
+    seeds: [0, 1]
+    metric: eval/score              # what `rlcore report` tabulates
+    backend: process                # sequential (in this process) | process (local pool) | ray
+    workers: 2
+    threads_per_worker: 1
+
+Each run is ``rlcore train <algo> --config <base> --set ... --run-dir <out>/<cell>/seed_<s>``; a run with a
+``summary.json`` is finished and skipped when the sweep is started again, a run with checkpoints is resumed,
+and a failed run is reported with its error without stopping the others (a run killed by a signal is retried
+once from its checkpoint). ``<out>/sweep.json`` records the spec and every run's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from tqdm.auto import tqdm
+
+from rlcore.checkpoint import CheckpointManager, atomic_write_text
+from rlcore.cli.commands import Command
+from rlcore.config import ALGO_KEY, check_range, from_dict, read_yaml
+from rlcore.errors import ConfigError, UserError
+from rlcore.run import CHECKPOINT_DIR, SUMMARY_FILE
+
+SWEEP_FILE = "sweep.json"
+Backend = Literal["sequential", "process", "ray"]
+
+
+@dataclasses.dataclass
+class Cell:
+    """One named set of overrides."""
+
+    name: str
+    """Folder name of the cell under the sweep's output directory."""
+    set: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Config overrides of this cell (key: value, nested keys with dots)."""
+
+
+@dataclasses.dataclass
+class SweepSpec:
+    """A sweep: a base preset, cells of overrides, and seeds."""
+
+    base: str
+    """Preset YAML every run starts from (relative paths: to the spec file, then to the working directory)."""
+    algo: str | None = None
+    """Algorithm (`rlcore train <algo>`); default: the base preset's `algo:` key."""
+    set: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Overrides applied to every run."""
+    grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    """Cells as the cartesian product of these override lists."""
+    cells: list[Cell] = dataclasses.field(default_factory=list)
+    """Explicit named cells (added to the grid's)."""
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
+    """Seeds run for every cell."""
+    metric: str = "eval/normalized_score"
+    """Metric `rlcore report` tabulates (last and best per seed)."""
+    vectorize_seeds: bool = False
+    """Run all seeds of a cell in ONE run with `seeds=[...]` (for algorithms that train seeds vectorised)."""
+    backend: Backend = "sequential"
+    """sequential (in this process), process (a pool of `workers` subprocesses) or ray."""
+    workers: int = 2
+    """Parallel runs for the process and ray backends."""
+    threads_per_worker: int = 1
+    """torch threads of each run (config key `threads`)."""
+
+    def __post_init__(self) -> None:
+        check_range("workers", self.workers, low=1)
+        check_range("threads_per_worker", self.threads_per_worker, low=1)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"sweep seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        for key, values in self.grid.items():
+            if not values:
+                raise ConfigError(f"sweep grid '{key}' is empty; give at least one value or remove the key")
+        names = [c.name for c in self.cells]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"sweep cell names must be unique, got {names}")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    cell: str
+    seeds: list[int]
+    run_dir: Path
+    argv: list[str]
+
+
+def _value_text(value: Any) -> str:
+    """An override value as command-line text that the config parser reads back with its type."""
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def _cell_name(overrides: dict[str, Any]) -> str:
+    text = ",".join(f"{k}={_value_text(v)}" for k, v in overrides.items()) or "base"
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
+
+
+def load_spec(path: str | Path) -> tuple[SweepSpec, Path, str]:
+    """Read and check a spec; returns (spec, resolved base preset path, algorithm name)."""
+    path = Path(path)
+    data = read_yaml(path)
+    if not data:
+        raise ConfigError(f"sweep spec '{path}' is empty; it needs at least `base:` (see `rlcore ablate --help`)")
+    if "base" not in data:
+        raise ConfigError(f"sweep spec '{path}' has no `base:` preset; add e.g. `base: configs/toy/demo.yaml`")
+    spec = from_dict(SweepSpec, data)
+    base = Path(spec.base)
+    for candidate in (path.parent / base, base):
+        if candidate.is_file():
+            base = candidate
+            break
+    else:
+        raise ConfigError(f"sweep base preset '{spec.base}' not found (looked next to '{path}' and in the "
+                          "working directory)")
+    algo = spec.algo or read_yaml(base).get(ALGO_KEY)
+    if not algo:
+        raise ConfigError(f"sweep spec '{path}' names no algorithm: add `algo:` to it or to '{base}'")
+    return spec, base, str(algo)
+
+
+def plan(spec: SweepSpec, base: Path, algo: str, out: Path) -> list[RunSpec]:
+    """Every run of the sweep, in a stable order (cell by cell, seed by seed)."""
+    cells: list[tuple[str, dict[str, Any]]] = []
+    keys = list(spec.grid)
+    for combo in itertools.product(*(spec.grid[k] for k in keys)):
+        overrides = dict(zip(keys, combo))
+        cells.append((_cell_name(overrides), overrides))
+    cells += [(c.name, dict(c.set)) for c in spec.cells]
+    if not cells:
+        cells = [("base", {})]
+    seed_groups = [list(spec.seeds)] if spec.vectorize_seeds else [[s] for s in spec.seeds]
+    runs = []
+    for name, overrides in cells:
+        for seeds in seed_groups:
+            folder = ("seeds_" + "-".join(map(str, seeds))) if spec.vectorize_seeds else f"seed_{seeds[0]}"
+            run_dir = out / name / folder
+            settings = {**spec.set, **overrides, "threads": spec.threads_per_worker}
+            settings.update({"seeds": seeds} if spec.vectorize_seeds else {"seed": seeds[0]})
+            argv = ["train", algo, "--config", str(base), "--run-dir", str(run_dir),
+                    "--set", "progress=false"]
+            for key, value in settings.items():
+                argv += ["--set", f"{key}={_value_text(value)}"]
+            runs.append(RunSpec(name, seeds, run_dir, argv))
+    return runs
+
+
+def is_finished(run: RunSpec) -> bool:
+    return (run.run_dir / SUMMARY_FILE).is_file()
+
+
+def _argv_for_attempt(run: RunSpec) -> list[str]:
+    has_checkpoint = CheckpointManager(run.run_dir / CHECKPOINT_DIR).latest_step() is not None
+    return run.argv + (["--resume"] if has_checkpoint else [])
+
+
+def run_in_process(run: RunSpec) -> tuple[bool, str]:
+    """Run one training in this process through the CLI entry point; (ok, error line)."""
+    import contextlib
+    import io
+
+    from rlcore.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(_argv_for_attempt(run))
+        except Exception as e:  # a bug in a run must not end the sweep
+            return False, f"{type(e).__name__}: {e}"
+    return code == 0, _last_line(err.getvalue()) if code else ""
+
+
+def run_subprocess(run: RunSpec, threads: int) -> tuple[bool, str]:
+    """Run one training as ``python -m rlcore ...``; a run killed by a signal is retried once from its checkpoint."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    for attempt in range(2):
+        proc = subprocess.run([sys.executable, "-m", "rlcore", *_argv_for_attempt(run)], capture_output=True,
+                              text=True, env=env)
+        if proc.returncode == 0:
+            return True, ""
+        if proc.returncode >= 0 or attempt == 1:
+            how = f"exit code {proc.returncode}" if proc.returncode >= 0 else f"killed by signal {-proc.returncode}"
+            return False, f"{how}: {_last_line(proc.stderr)}"
+    return False, "unreachable"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def _ray_runner(threads: int) -> Callable[[RunSpec], Future]:
+    try:
+        import ray
+    except ImportError as e:
+        raise UserError("backend ray needs the ray package: pip install 'ray[default]', or use "
+                        "--backend process") from e
+    if not ray.is_initialized():
+        # RAY_ADDRESS points at a cluster; without it a local instance is started
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=threads)(run_subprocess)
+    return lambda run: remote.remote(run, threads).future()
+
+
+def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend,
+            progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Run every unfinished run; returns ``{run_dir: {"status": done|failed|skipped, "error": ...}}``."""
+    status: dict[str, dict[str, Any]] = {}
+    todo = []
+    for run in runs:
+        if is_finished(run):
+            status[str(run.run_dir)] = {"cell": run.cell, "seeds": run.seeds, "status": "skipped"}
+        else:
+            todo.append(run)
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc="sweep", unit="run", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    counts = {"done": 0, "running": 0, "failed": 0}
+
+    def record(run: RunSpec, ok: bool, error: str, seconds: float) -> None:
+        counts["done" if ok else "failed"] += 1
+        entry = {"cell": run.cell, "seeds": run.seeds, "status": "done" if ok else "failed",
+                 "seconds": round(seconds, 2)}
+        if not ok:
+            entry["error"] = error
+            bar.write(f"failed: {run.run_dir}: {error}", file=sys.stderr)
+        status[str(run.run_dir)] = entry
+        bar.update()
+        bar.set_postfix(counts, refresh=False)
+        write_status(out, spec, status)
+
+    write_status(out, spec, status)
+    try:
+        if backend == "sequential":
+            for run in todo:
+                counts["running"] = 1
+                t0 = time.perf_counter()
+                ok, error = run_in_process(run)
+                counts["running"] = 0
+                record(run, ok, error, time.perf_counter() - t0)
+        else:
+            submit: Callable[[RunSpec], Future]
+            pool = None
+            if backend == "ray":
+                submit = _ray_runner(spec.threads_per_worker)
+            else:
+                pool = ThreadPoolExecutor(max_workers=spec.workers)
+                submit = lambda run: pool.submit(run_subprocess, run, spec.threads_per_worker)  # noqa: E731
+            pending: dict[Future, tuple[RunSpec, float]] = {}
+            queue = list(todo)
+            while queue or pending:
+                while queue and len(pending) < spec.workers:
+                    run = queue.pop(0)
+                    pending[submit(run)] = (run, time.perf_counter())
+                counts["running"] = len(pending)
+                bar.set_postfix(counts)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    run, t0 = pending.pop(fut)
+                    try:
+                        ok, error = fut.result()
+                    except Exception as e:  # e.g. a ray worker lost
+                        ok, error = False, f"{type(e).__name__}: {e}"
+                    record(run, ok, error, time.perf_counter() - t0)
+            if pool is not None:
+                pool.shutdown()
+    finally:
+        bar.close()
+    return status
+
+
+def write_status(out: Path, spec: SweepSpec, status: dict[str, dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / SWEEP_FILE, json.dumps({"spec": dataclasses.asdict(spec), "runs": status}, indent=1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="sweep spec YAML (see configs/ablations/)")
+    parser.add_argument("--out", help="output folder (default runs/ablate-<spec name>)")
+    parser.add_argument("--backend", choices=["sequential", "process", "ray"], help="override the spec's backend")
+    parser.add_argument("--workers", type=int, help="override the spec's number of parallel runs")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec, base, algo = load_spec(args.spec)
+    if args.backend:
+        spec.backend = args.backend
+    if args.workers is not None:
+        check_range("workers", args.workers, low=1)
+        spec.workers = args.workers
+    out = Path(args.out) if args.out else Path("runs") / f"ablate-{Path(args.spec).stem}"
+    runs = plan(spec, base, algo, out)
+    if args.dry_run:
+        for run in runs:
+            print(f"{'done   ' if is_finished(run) else 'pending'} rlcore {' '.join(run.argv)}")
+        return 0
+    status = execute(runs, spec, out, spec.backend)
+    failed = [k for k, v in status.items() if v["status"] == "failed"]
+    done = sum(v["status"] in ("done", "skipped") for v in status.values())
+    print(f"sweep {out}: {done}/{len(runs)} runs finished, {len(failed)} failed")
+    if not args.no_report and done:
+        from rlcore.report import write_report
+
+        report = write_report(out, metric=spec.metric)
+        print(f"report: {report}")
+    return 1 if failed else 0
+
+
+COMMAND = Command(help="run a sweep of configs x seeds from a spec YAML (resumable)", configure=_configure, run=_run)
