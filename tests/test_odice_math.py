@@ -3,7 +3,6 @@ separate nn.Module MLPs, three .backward() passes, flattened gradients, one glob
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -58,7 +57,8 @@ def test_gaussian_nll_matches_torch_distribution():
     mean = torch.randn(2, 7, 3, generator=g, dtype=torch.float64)
     log_std = torch.randn(2, 3, generator=g, dtype=torch.float64) * 0.3
     actions = torch.randn(2, 7, 3, generator=g, dtype=torch.float64)
-    ref = torch.distributions.MultivariateNormal(mean, scale_tril=torch.diag_embed(log_std.exp()[:, None].expand(2, 7, 3)))
+    scale = torch.diag_embed(log_std.exp()[:, None].expand(2, 7, 3))
+    ref = torch.distributions.MultivariateNormal(mean, scale_tril=scale)
     torch.testing.assert_close(gaussian_nll(mean, log_std, actions), -ref.log_prob(actions))
 
 

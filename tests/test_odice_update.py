@@ -6,10 +6,9 @@ import copy
 
 import pytest
 import torch
+from test_odice_math import random_batch
 
 from algorithms.odice import ODICE, ODICEConfig
-
-from test_odice_math import random_batch
 
 SMALL = dict(v_hidden=[32, 32], policy_hidden=[32, 32])
 

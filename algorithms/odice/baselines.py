@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch
 from algorithms.odice.config import BCConfig, IQLConfig
 from algorithms.odice.losses import per_seed_mean, weighted_bc_loss
-from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch
 from algorithms.odice.policy import GaussianPolicy, make_adam
 from rlcore.nets import EnsembleMLP, ema_update, seed_generators
 

@@ -62,6 +62,9 @@ class OfflineConfig(TrainConfig):
     """Log training metrics every this many steps."""
     ckpt_every: int = 50_000
     """Checkpoint every this many steps (and at the last step)."""
+    threads: int = 1
+    """torch intra-op threads (the reference uses 1: these small networks gain little from more on CPU, and
+    more threads than free cores slow them down several times)."""
     fused_optimizer: bool = True
     """Use torch's fused Adam kernels (same maths as the for-loop Adam, fewer passes over memory)."""
 

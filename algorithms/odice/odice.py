@@ -28,6 +28,7 @@ from algorithms.odice.policy import GaussianPolicy, make_adam
 from rlcore.geometry import project_orthogonal
 from rlcore.nets import EnsembleMLP, ema_update, seed_generators
 
+
 class ODICE(EnsembleAlgorithm):
     """O-DICE for K seeds (``cfg.seed_list``), observations of size ``obs_dim`` and actions of size ``act_dim``.
 
