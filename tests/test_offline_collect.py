@@ -222,8 +222,7 @@ def test_cli_collect_mix_info(tmp_path):
                 "0.2", "--seed", "3", "--out", a, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout and "2 episodes" in r.stdout
-    r = run_cli("data", "collect", "--env", "Pendulum-v1", "--policy", "random", "--steps", "250", "--out", b)
-    assert r.returncode == 0, r.stderr
+    save_dataset(collect("Pendulum-v1", "random", steps=250), b)
     r = run_cli("data", "mix", a, b, "--out", ab)
     assert r.returncode == 0 and "650 steps from 400 + 250" in r.stdout, r.stderr
     r = run_cli("data", "info", ab, "--task", "pendulum-scripted-v0", "--json")

@@ -8,6 +8,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from conftest import shared_data
 
 from envs.offline import PendulumSwingUp, SB3Actor, SimulatorMismatchWarning, evaluate, make_env, normalized_score
@@ -77,6 +78,12 @@ def test_success_rate_and_uneven_episode_lengths():
     expected = [x > 0 for x in starts]  # walking away from the goal from x < 0, towards it from x > 0
     assert result["success_rate"] == pytest.approx(np.mean(expected))
     assert all(length <= 6 for length in result["lengths"])
+
+
+def test_policies_may_return_tensors():
+    as_numpy = evaluate(PendulumSwingUp(), "Pendulum-v1", episodes=2)
+    as_tensor = evaluate(lambda obs: torch.from_numpy(PendulumSwingUp()(obs)), "Pendulum-v1", episodes=2)
+    assert as_numpy["returns"] == as_tensor["returns"]
 
 
 def test_bad_policy_output_is_a_clear_error():

@@ -2,8 +2,8 @@
 
 One row is one transition ``(s, a, r, s', terminal)``. ``terminals[i]`` marks a true terminal (no bootstrapping
 from ``s'``); ``timeouts[i]`` marks an episode that ends after row ``i`` *without* a terminal (a time limit, or the
-end of the recorded data). The two never overlap, and every episode ends in exactly one of them, so episodes are
-the runs of rows up to and including each end.
+end of the recorded data). The two never overlap; episodes are the runs of rows up to and including each flagged
+row (the last row closes the last episode in any case).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Behaviour policies for collection and evaluation.
 
 A policy is any callable mapping a batch of observations ``(N, obs_dim)`` float32 numpy to actions
-``(N, act_dim)`` (numpy or a CPU tensor). Provided here: uniform random, a scripted Pendulum swing-up, the actor of a
-Stable-Baselines3 SAC/TQC model zip (read from its ``policy.pth`` with ``weights_only=True``; nothing is unpickled),
-Gaussian action noise around any policy, and trained policies of our own runs, found through the entry-point group
-``rlcore.policies`` (``<algo> = "module:load"`` with ``load(run_dir) -> policy``), keyed by the run's ``algo:``.
+``(N, act_dim)`` (numpy, or a torch tensor on any device). Provided here: uniform random, a scripted Pendulum
+swing-up, the actor of a Stable-Baselines3 SAC/TQC model zip (read from its ``policy.pth`` with
+``weights_only=True``; nothing is unpickled), Gaussian action noise around any policy, and trained policies of our
+own runs, found through the entry-point group ``rlcore.policies`` (``<algo> = "module:load"`` with
+``load(run_dir) -> policy`` taking raw observations), keyed by the run's ``algo:``.
 """
 
 from __future__ import annotations

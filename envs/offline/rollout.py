@@ -24,7 +24,7 @@ from rlcore.logging import Progress
 
 @dataclasses.dataclass
 class Episode:
-    """One finished (or cut) episode: its return, length, success flag and, when recorded, its transitions."""
+    """One finished episode: its return, length, success flag and, when recorded, its transitions."""
 
     index: int
     ret: float = 0.0
@@ -128,7 +128,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 
 def _check_actions(actions: object, n: int, env: gym.Env) -> np.ndarray:
-    a = np.asarray(actions)
+    a = actions.detach().cpu().numpy() if isinstance(actions, torch.Tensor) else np.asarray(actions)
     shape = env.action_space.shape
     if a.shape != (n, *shape):
         raise UserError(f"policy returned actions of shape {a.shape} for {n} observations; expected {(n, *shape)} "

@@ -1,0 +1,38 @@
+"""LLM generation engines behind one interface: ``hf`` (transformers generate) and ``vllm`` (colocated vLLM).
+
+>>> engine = make_engine("hf", "tiny")                                 # doctest: +SKIP
+>>> groups = engine.generate(["2+2="], SamplingParams(n=4, max_new_tokens=16, seed=0))  # doctest: +SKIP
+>>> [c.finish_reason for c in groups[0]]                               # doctest: +SKIP
+['length', 'length', 'length', 'length']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rlcore.errors import ConfigError
+from rlcore.rollout.base import Completion, Prompts, RolloutEngine, SamplingParams
+
+ENGINES = ("hf", "vllm")
+
+
+def make_engine(name: str, model: str | Path | Any, **kwargs: Any) -> RolloutEngine:
+    """Build the engine called ``name`` ("hf" or "vllm") for ``model`` (a path, "tiny", or for hf a loaded
+    model with ``tokenizer=``); ``kwargs`` go to the engine's constructor."""
+    if name == "hf":
+        from rlcore.rollout.hf_engine import HFEngine
+
+        return HFEngine(model, **kwargs)
+    if name == "vllm":
+        from rlcore.rollout.vllm_engine import VLLMEngine
+
+        if str(model) == "tiny":
+            from rlcore.llm.tiny import tiny_qwen
+
+            model = tiny_qwen()
+        return VLLMEngine(model, **kwargs)
+    raise ConfigError(f"unknown rollout engine '{name}'; choose one of {', '.join(ENGINES)}")
+
+
+__all__ = ["ENGINES", "Completion", "Prompts", "RolloutEngine", "SamplingParams", "make_engine"]

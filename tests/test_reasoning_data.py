@@ -1,0 +1,113 @@
+"""Benchmark loaders, prompts, and the toy arithmetic task with its exact checker."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from conftest import shared_data
+
+from envs.reasoning import build_prompt, load_math_dataset, make_arith_dataset
+from envs.reasoning.arith import arith_correct, arith_reward
+from envs.reasoning.datasets import BENCHMARK_FILES
+from rlcore.errors import DataError
+
+
+@pytest.mark.parametrize("name, rows, answer", [
+    ("math500", 500, r"\left( 3, \frac{\pi}{2} \right)"), ("aime24", 30, "204"), ("aime25", 30, "70"),
+    ("amc23", 40, "27.0"), ("gsm8k", 1319, "18"), ("math_train", 7498, None),
+])
+def test_real_benchmarks_load(name, rows, answer):
+    records = load_math_dataset(name, data_dir=shared_data("math"))
+    assert len(records) == rows
+    assert len({r.id for r in records}) == rows
+    assert all(r.prompt and r.answer and r.verifier == "math" for r in records)
+    if answer is not None:
+        assert records[0].answer == answer
+    assert records[0].metadata["benchmark"] == name
+
+
+def test_layouts_env_var_and_errors(tmp_path, monkeypatch):
+    path = tmp_path / "mine.jsonl"
+    rows = [{"question": "q1", "answer": "work\n#### 1,000"}, {"problem": "q2", "solution": r"so \boxed{7}"},
+            {"problem": "q3", "answer": None, "solution": "no box"}, {"id": 9, "problem": "q4", "answer": 3.0}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    records = load_math_dataset(path)
+    assert [(r.prompt, r.answer) for r in records] == [("q1", "1000"), ("q2", "7"), ("q4", "3.0")]
+    assert records[0].metadata["solution"].strip() == "work" and records[2].id == "mine/9"
+    assert len(load_math_dataset(path, limit=2)) == 2
+    (tmp_path / BENCHMARK_FILES["aime25"]).write_text(json.dumps({"problem": "p", "answer": "1"}) + "\n")
+    monkeypatch.setenv("RLCORE_MATH_DATA", str(tmp_path))
+    assert load_math_dataset("aime25")[0].answer == "1"
+    with pytest.raises(DataError, match="amc23.jsonl"):
+        load_math_dataset("amc23")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "x", "answer": "1"}\n{not json\n')
+    with pytest.raises(DataError, match="bad.jsonl:2"):
+        load_math_dataset(bad)
+    bad.write_text('{"text": "x"}\n')
+    with pytest.raises(DataError, match="found keys"):
+        load_math_dataset(bad)
+    with pytest.raises(DataError, match="neither a JSONL file nor a benchmark"):
+        load_math_dataset("math-501")
+    monkeypatch.delenv("RLCORE_MATH_DATA")
+    with pytest.raises(DataError, match="--data-dir"):
+        load_math_dataset("math500")
+
+
+def test_prompt_through_the_chat_template():
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    from rlcore.llm import build_qwen_tokenizer
+
+    tok = build_qwen_tokenizer()
+    text = build_prompt("What is 2+3?", tok)
+    assert text == ("<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}."
+                    "<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
+    user = build_prompt("What is 2+3?", tok, placement="user")
+    assert "<|im_start|>user\nWhat is 2+3?\nPlease reason step by step" in user
+    assert build_prompt("Q", None).endswith("within \\boxed{}.\n")
+
+
+def _all_expressions(numbers):
+    """(text, value) of every fully bracketed +,-,* expression over each ordered subset (brute force)."""
+    def build(items):
+        if len(items) == 1:
+            yield str(items[0]), items[0]
+            return
+        for cut in range(1, len(items)):
+            for (ls, lv), (rs, rv) in itertools.product(list(build(items[:cut])), list(build(items[cut:]))):
+                yield f"({ls}+{rs})", lv + rv
+                yield f"({ls}-{rs})", lv - rv
+                yield f"({ls}*{rs})", lv * rv
+    for size in range(1, len(numbers) + 1):
+        for perm in itertools.permutations(numbers, size):
+            yield from build(list(perm))
+
+
+def test_arith_checker_against_enumeration():
+    numbers = [3, 5, 7]
+    expressions = list(_all_expressions(numbers))
+    for target in (15, 1, -4, 100):
+        spec = f"expr:{target}:3,5,7"
+        for text, value in expressions:
+            assert arith_correct(rf"\boxed{{{text}}}", spec) == (value == target), (text, target)
+    solutions = {t for t, v in expressions if v == 15}
+    assert len(solutions) >= 10  # many distinct correct answers per prompt
+    assert not arith_correct(r"\boxed{5*3*1}", "expr:15:3,5,7")  # 1 is not given
+    assert not arith_correct(r"\boxed{5*5-10}", "expr:15:3,5,7")  # 5 twice
+    assert not arith_correct(r"\boxed{__import__('os')}", "expr:15:3,5,7")
+    assert not arith_correct(r"\boxed{15/1}", "expr:15:3,5,7")
+
+
+def test_arith_sum_task_and_dataset():
+    assert [a for a in range(1, 12) if arith_correct(f"{a}+{12 - a}", "sum:12")] == list(range(1, 12))
+    assert arith_reward(r"\boxed{0+12}", "sum:12") == -1.0 and arith_reward("3*4", "sum:12") == -1.0
+    assert arith_reward("3 + 9", "sum:12", reward_range="01") == 1.0
+    data = make_arith_dataset(40, seed=1)
+    assert data == make_arith_dataset(40, seed=1) and data != make_arith_dataset(40, seed=2)
+    assert {r.metadata["kind"] for r in data} == {"sum", "expr"} and all(r.verifier == "arith" for r in data)
+    for r in data:  # every generated problem is solvable: its example answer verifies
+        if r.metadata["kind"] == "expr":
+            assert arith_correct(rf"\boxed{{{r.metadata['example']}}}", r.answer)
+    assert load_math_dataset("arith", limit=5) == make_arith_dataset()[:5]
