@@ -64,6 +64,13 @@ def test_plan_is_grid_times_seeds_plus_cells(tmp_path):
     assert "seed=1" in runs[1].argv and "threads=1" in runs[1].argv
 
 
+def test_plan_with_only_named_cells_has_no_base_cell(tmp_path):
+    spec, base, algo = load_spec(_spec(tmp_path, cells=[{"name": "a"}, {"name": "b", "set": {"lr": 0.01}}]))
+    assert [r.cell for r in plan(spec, base, algo, tmp_path)] == ["a", "a", "b", "b"]
+    spec, base, algo = load_spec(_spec(tmp_path))
+    assert [r.cell for r in plan(spec, base, algo, tmp_path)] == ["base", "base"]
+
+
 def _final_losses(out):
     results = {}
     for summary in sorted(out.rglob("summary.json")):
