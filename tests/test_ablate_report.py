@@ -185,6 +185,14 @@ def test_report_numbers_equal_hand_computation(tmp_path):
         assert w >= 400 and h >= 300, png
 
 
+def test_report_on_a_single_seed_run_directory(tmp_path):
+    run = tmp_path / "seed_3"
+    _fake_run(run, {"algo": "x", "seed": 3}, [{"step": 10, "eval/score": 1.0}, {"step": 20, "eval/score": 2.0}])
+    write_report(run, "eval/score")
+    rows = list(csv.DictReader((run / "report.csv").open()))
+    assert len(rows) == 1 and rows[0]["cell"] == "seed_3" and float(rows[0]["last_mean"]) == 2.0
+
+
 def test_mean_stderr():
     assert mean_stderr([1.0, 3.0]) == (2.0, 1.0)
     mean, err = mean_stderr([4.0])
