@@ -145,9 +145,10 @@ def plan(spec: SweepSpec, base: Path, algo: str, out: Path) -> list[RunSpec]:
     """Every run of the sweep, in a stable order (cell by cell, seed by seed)."""
     cells: list[tuple[str, dict[str, Any]]] = []
     keys = list(spec.grid)
-    for combo in itertools.product(*(spec.grid[k] for k in keys)):
-        overrides = dict(zip(keys, combo))
-        cells.append((_cell_name(overrides), overrides))
+    if keys:
+        for combo in itertools.product(*(spec.grid[k] for k in keys)):
+            overrides = dict(zip(keys, combo))
+            cells.append((_cell_name(overrides), overrides))
     cells += [(c.name, dict(c.set)) for c in spec.cells]
     if not cells:
         cells = [("base", {})]

@@ -64,6 +64,13 @@ def test_plan_is_grid_times_seeds_plus_cells(tmp_path):
     assert "seed=1" in runs[1].argv and "threads=1" in runs[1].argv
 
 
+def test_plan_with_only_named_cells_has_no_base_cell(tmp_path):
+    spec, base, algo = load_spec(_spec(tmp_path, cells=[{"name": "a"}, {"name": "b", "set": {"lr": 0.01}}]))
+    assert [r.cell for r in plan(spec, base, algo, tmp_path)] == ["a", "a", "b", "b"]
+    spec, base, algo = load_spec(_spec(tmp_path))
+    assert [r.cell for r in plan(spec, base, algo, tmp_path)] == ["base", "base"]
+
+
 def _final_losses(out):
     results = {}
     for summary in sorted(out.rglob("summary.json")):
@@ -176,6 +183,14 @@ def test_report_numbers_equal_hand_computation(tmp_path):
     for png in ("learning_curves.png", "final_scores.png", "geometry.png"):
         w, h = _png_size(tmp_path / png)
         assert w >= 400 and h >= 300, png
+
+
+def test_report_on_a_single_seed_run_directory(tmp_path):
+    run = tmp_path / "seed_3"
+    _fake_run(run, {"algo": "x", "seed": 3}, [{"step": 10, "eval/score": 1.0}, {"step": 20, "eval/score": 2.0}])
+    write_report(run, "eval/score")
+    rows = list(csv.DictReader((run / "report.csv").open()))
+    assert len(rows) == 1 and rows[0]["cell"] == "seed_3" and float(rows[0]["last_mean"]) == 2.0
 
 
 def test_mean_stderr():
