@@ -37,7 +37,7 @@ from envs.offline import (
 )
 from rlcore.errors import ConfigError, DataError
 from rlcore.loop import train_loop
-from rlcore.run import Run
+from rlcore.run import Run, default_run_dir
 from rlcore.runtime import resolve_device, seed_everything, set_threads
 
 ALGORITHMS: dict[str, tuple[type[OfflineConfig], type]] = {
@@ -269,10 +269,12 @@ def train(algo_name: str, cfg: OfflineConfig, run_dir: str | Path | None = None,
     set_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
     device = resolve_device(cfg.device)
-    run = Run.open(algo_name, cfg, run_dir=run_dir, task=cfg.task or cfg.env or Path(cfg.dataset or "data").stem,
-                   resume=resume)
+    run_path = Path(run_dir) if run_dir is not None else default_run_dir(
+        algo_name, cfg.task or cfg.env or Path(cfg.dataset or "data").stem)
+    # every input is checked before the run directory exists, so a bad start leaves no files behind
+    data = prepare_data(cfg, algo_name, run_path, progress=cfg.progress, device=device)
+    run = Run.open(algo_name, cfg, run_dir=run_path, resume=resume)
     try:
-        data = prepare_data(cfg, algo_name, run.dir, progress=cfg.progress, device=device)
         algo = algo_cls(cfg, data.dataset.obs_dim, data.dataset.act_dim, device=device)
         sampler = MultiSeedSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
         metric = "eval/normalized_score" if data.has_scores else "eval/return_mean"
