@@ -85,5 +85,6 @@ def _linear_init(fan_in: int, fan_out: int, generator: torch.Generator) -> tuple
 @torch.no_grad()
 def ema_update(target: Sequence[torch.Tensor], online: Sequence[torch.Tensor], tau: float) -> None:
     """target <- (1 - tau) target + tau online, in place (the reference implementations' order of operations)."""
-    torch._foreach_mul_(list(target), 1.0 - tau)
-    torch._foreach_add_(list(target), list(online), alpha=tau)
+    target, online = list(target), list(online)
+    torch._foreach_mul_(target, 1.0 - tau)
+    torch._foreach_add_(target, online, alpha=tau)

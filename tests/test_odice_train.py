@@ -129,12 +129,17 @@ def _scores(run_dir):
     return [r["eval/normalized_score"] for r in read_metrics(run_dir) if "eval/normalized_score" in r]
 
 
+SMALL_NETS = {"odice": ["v_hidden=[64,64]"], "bc": [], "iql": ["hidden=[64,64]"]}
+
+
 @pytest.mark.parametrize("algo", ["odice", "bc", "iql"])
 def test_short_training_improves_over_first_evaluation(tmp_path, algo):
     run_dir = tmp_path / algo
+    nets = [arg for a in SMALL_NETS[algo] + ["policy_hidden=[64,64]"] for arg in ("--set", a)]
     result = run_cli("train", algo, "--config", DEMO.replace("odice/demo", f"{algo}/demo"), "--run-dir",
-                     str(run_dir), *TINY, "--set", "max_steps=3000", "--set", "eval_every=500",
-                     "--set", "eval_episodes=5", "--set", "policy_hidden=[64,64]", timeout=900)
+                     str(run_dir), "--set", "tensorboard=false", "--set", "progress=false", *nets,
+                     "--set", "max_steps=3000", "--set", "eval_every=500", "--set", "eval_episodes=5",
+                     timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     scores = _scores(run_dir)
     assert len(scores) == 6

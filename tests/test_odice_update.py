@@ -8,7 +8,8 @@ import pytest
 import torch
 from test_odice_math import random_batch
 
-from algorithms.odice import ODICE, ODICEConfig
+from algorithms.odice import ODICE, BCConfig, IQLConfig, ODICEConfig
+from algorithms.odice.baselines import BC, IQL
 
 SMALL = dict(v_hidden=[32, 32], policy_hidden=[32, 32])
 
@@ -106,3 +107,25 @@ def test_skipping_zero_weight_rows_gives_the_same_update(seeds):
     for name, t in runs["off"][0].items():
         torch.testing.assert_close(runs["on"][0][name], t, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(runs["on"][1]["policy_loss"], runs["off"][1]["policy_loss"])
+
+
+@pytest.mark.parametrize("cls, cfg_cls, extra", [(BC, BCConfig, {}), (IQL, IQLConfig, {"hidden": [16, 16]})])
+def test_baselines_update_and_vectorise(cls, cfg_cls, extra):
+    seeds = [2, 7]
+    together = cls(cfg_cls(seeds=seeds, policy_hidden=[16, 16], **extra), obs_dim=4, act_dim=2, dtype=torch.float64)
+    alone = [cls(cfg_cls(seed=s, policy_hidden=[16, 16], **extra), obs_dim=4, act_dim=2, dtype=torch.float64)
+             for s in seeds]
+    before = copy.deepcopy(together.state_dict())
+    for step in range(3):
+        batch = random_batch(2, 32, 4, 2, seed=step)
+        metrics = together.update(batch)
+        for k, algo in enumerate(alone):
+            algo.update({key: val[k] for key, val in batch.items()})
+    assert all(torch.isfinite(v) for v in metrics.values())
+    state = together.state_dict()
+    for name, tensor in state["policy"].items():
+        assert not torch.equal(tensor, before["policy"][name]), name
+    for k, algo in enumerate(alone):
+        for module in together.modules():
+            for name, tensor in algo.state_dict()[module].items():
+                torch.testing.assert_close(state[module][name][k:k + 1], tensor, rtol=1e-10, atol=1e-12)
