@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/rlcore train toy --config configs/toy/demo.yaml
+	$(BIN)/rlcore train odice --config configs/odice/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
