@@ -14,8 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import REPO, run_cli
+
 from rlcore.cli import main
 
 DEMO = str(REPO / "configs/odice/demo.yaml")
