@@ -71,6 +71,18 @@ def test_plan_with_only_named_cells_has_no_base_cell(tmp_path):
     assert [r.cell for r in plan(spec, base, algo, tmp_path)] == ["base", "base"]
 
 
+def test_cells_with_their_own_preset_run_their_algorithm(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text("algo: other\nlr: 0.1\n")
+    spec, base, algo = load_spec(_spec(tmp_path, cells=[{"name": "mine"}, {"name": "theirs", "base": str(other)}],
+                                       seeds=[0]))
+    runs = {r.cell: r.argv for r in plan(spec, base, algo, tmp_path)}
+    assert runs["mine"][:2] == ["train", "toy"] and runs["theirs"][:2] == ["train", "other"]
+    assert runs["theirs"][3] == str(other)
+    with pytest.raises(ConfigError, match="not found"):
+        load_spec(_spec(tmp_path, cells=[{"name": "x", "base": "missing.yaml"}]))
+
+
 def _final_losses(out):
     results = {}
     for summary in sorted(out.rglob("summary.json")):
