@@ -79,7 +79,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value in args:
-            return value
+            return args[args.index(value)]  # the literal itself (not the command-line text object)
         raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):

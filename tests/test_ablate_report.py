@@ -217,3 +217,10 @@ def test_report_cli_errors(tmp_path):
     _fake_run(tmp_path / "r", {"algo": "x", "seed": 0}, [{"step": 1, "train/loss": 1.0}])
     result = run_cli("report", str(tmp_path), "--metric", "eval/nope")
     assert result.returncode == 2 and "metrics found: train/loss" in result.stderr
+
+
+@pytest.mark.parametrize("spec_path", sorted(str(p) for p in (REPO / "configs/ablations").glob("*.yaml")))
+def test_every_shipped_sweep_spec_plans(spec_path, tmp_path):
+    spec, base, algo = load_spec(spec_path)
+    runs = plan(spec, base, algo, tmp_path)
+    assert runs and all(r.argv[0] == "train" for r in runs)
