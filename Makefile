@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= llm,d4rl,ray,dev
 
-.PHONY: demo test test-slow test-vllm lint bench setup clean
+.PHONY: demo test test-slow test-vllm lint bench setup clean hopper-data
 
 setup: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/rlcore train toy --config configs/toy/demo.yaml
+	$(BIN)/rlcore train odice --config configs/odice/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -37,6 +37,19 @@ $(VLLM_STAMP): pyproject.toml constraints.txt
 
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider
+
+# D4RL-style Hopper datasets from the trained agents in ../shared/data/agents (SAC: medium-like, TQC: expert),
+# for configs/odice/hopper-*-generated.yaml and the O-DICE ablations. 100k transitions each, about a minute.
+AGENTS ?= ../shared/data/agents
+data/hopper-medium.hdf5: | $(STAMP)
+	$(BIN)/rlcore data collect --env Hopper-v5 --policy $(AGENTS)/sac-hopper/Hopper-v3.zip --stochastic \
+		--steps 100000 --seed 0 --out $@
+data/hopper-expert.hdf5: | $(STAMP)
+	$(BIN)/rlcore data collect --env Hopper-v5 --policy $(AGENTS)/tqc-hopper/Hopper-v3.zip --steps 100000 \
+		--seed 1000 --out $@
+data/hopper-medium-expert.hdf5: data/hopper-medium.hdf5 data/hopper-expert.hdf5
+	$(BIN)/rlcore data mix $^ --out $@
+hopper-data: data/hopper-medium-expert.hdf5
 
 lint: $(STAMP)
 	$(BIN)/ruff check rlcore algorithms envs tests benchmarks

@@ -5,8 +5,9 @@ A spec names a base preset and the cells to run::
     base: configs/toy/demo.yaml     # preset; its `algo:` key names the algorithm (or give `algo:`)
     set: {max_steps: 200}           # overrides for every run
     grid: {lr: [1e-3, 3e-4]}        # cells = cartesian product of these overrides ...
-    cells:                          # ... and/or named cells with their own overrides
+    cells:                          # ... and/or named cells with their own overrides (and, optionally, preset)
       - {name: small, set: {hidden: 16}}
+      - {name: bc, base: configs/bc/demo.yaml}
     seeds: [0, 1]
     metric: eval/score              # what `rlcore report` tabulates
     backend: process                # sequential (in this process) | process (local pool) | ray
@@ -56,6 +57,8 @@ class Cell:
     """Folder name of the cell under the sweep's output directory."""
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Config overrides of this cell (key: value, nested keys with dots)."""
+    base: str | None = None
+    """This cell's own preset (e.g. a baseline's), instead of the sweep's `base`; its `algo:` names the algorithm."""
 
 
 @dataclasses.dataclass
@@ -118,8 +121,19 @@ def _cell_name(overrides: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
 
 
+def _preset(spec_path: Path, name: str) -> tuple[Path, str | None]:
+    """A preset named in a spec (relative to the spec, then to the working directory) and its `algo:`."""
+    for candidate in (spec_path.parent / name, Path(name)):
+        if candidate.is_file():
+            return candidate, read_yaml(candidate).get(ALGO_KEY)
+    raise ConfigError(f"sweep preset '{name}' not found (looked next to '{spec_path}' and in the working directory)")
+
+
 def load_spec(path: str | Path) -> tuple[SweepSpec, Path, str]:
-    """Read and check a spec; returns (spec, resolved base preset path, algorithm name)."""
+    """Read and check a spec; returns (spec, resolved base preset path, algorithm name).
+
+    Cells with their own ``base`` get it resolved in place (``cell.base`` becomes the found path).
+    """
     path = Path(path)
     data = read_yaml(path)
     if not data:
@@ -127,39 +141,41 @@ def load_spec(path: str | Path) -> tuple[SweepSpec, Path, str]:
     if "base" not in data:
         raise ConfigError(f"sweep spec '{path}' has no `base:` preset; add e.g. `base: configs/toy/demo.yaml`")
     spec = from_dict(SweepSpec, data)
-    base = Path(spec.base)
-    for candidate in (path.parent / base, base):
-        if candidate.is_file():
-            base = candidate
-            break
-    else:
-        raise ConfigError(f"sweep base preset '{spec.base}' not found (looked next to '{path}' and in the "
-                          "working directory)")
-    algo = spec.algo or read_yaml(base).get(ALGO_KEY)
+    base, base_algo = _preset(path, spec.base)
+    algo = spec.algo or base_algo
     if not algo:
         raise ConfigError(f"sweep spec '{path}' names no algorithm: add `algo:` to it or to '{base}'")
+    for cell in spec.cells:
+        if cell.base is not None:
+            cell_base, cell_algo = _preset(path, cell.base)
+            if not cell_algo:
+                raise ConfigError(f"cell '{cell.name}': preset '{cell_base}' has no `algo:` key")
+            cell.base = str(cell_base)
     return spec, base, str(algo)
 
 
 def plan(spec: SweepSpec, base: Path, algo: str, out: Path) -> list[RunSpec]:
     """Every run of the sweep, in a stable order (cell by cell, seed by seed)."""
-    cells: list[tuple[str, dict[str, Any]]] = []
+    cells: list[tuple[str, dict[str, Any], Path, str]] = []  # name, overrides, preset, algorithm
     keys = list(spec.grid)
-    for combo in itertools.product(*(spec.grid[k] for k in keys)):
-        overrides = dict(zip(keys, combo))
-        cells.append((_cell_name(overrides), overrides))
-    cells += [(c.name, dict(c.set)) for c in spec.cells]
+    if keys:
+        for combo in itertools.product(*(spec.grid[k] for k in keys)):
+            overrides = dict(zip(keys, combo))
+            cells.append((_cell_name(overrides), overrides, base, algo))
+    for c in spec.cells:
+        preset = Path(c.base) if c.base else base
+        cells.append((c.name, dict(c.set), preset, str(read_yaml(preset).get(ALGO_KEY) or algo) if c.base else algo))
     if not cells:
-        cells = [("base", {})]
+        cells = [("base", {}, base, algo)]
     seed_groups = [list(spec.seeds)] if spec.vectorize_seeds else [[s] for s in spec.seeds]
     runs = []
-    for name, overrides in cells:
+    for name, overrides, preset, cell_algo in cells:
         for seeds in seed_groups:
             folder = ("seeds_" + "-".join(map(str, seeds))) if spec.vectorize_seeds else f"seed_{seeds[0]}"
             run_dir = out / name / folder
             settings = {**spec.set, **overrides, "threads": spec.threads_per_worker}
             settings.update({"seeds": seeds} if spec.vectorize_seeds else {"seed": seeds[0]})
-            argv = ["train", algo, "--config", str(base), "--run-dir", str(run_dir),
+            argv = ["train", cell_algo, "--config", str(preset), "--run-dir", str(run_dir),
                     "--set", "progress=false"]
             for key, value in settings.items():
                 argv += ["--set", f"{key}={_value_text(value)}"]

@@ -68,18 +68,18 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value is None or (isinstance(value, _Text) and value.lower() in ("none", "null")):
             if type(None) in args:
                 return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own, more specific, error
+            return _coerce(value, options[0], key)
+        for arg in options:
             try:
                 return _coerce(value, arg, key)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                continue
         raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value in args:
-            return next(a for a in args if a == value)  # the declared value, not the command-line text object
+            return args[args.index(value)]  # the literal itself (not the command-line text object)
         raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):

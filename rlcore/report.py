@@ -81,7 +81,7 @@ def collect(root: Path, metric: str) -> list[CellResult]:
     """Group runs into cells and read each seed's series of ``metric`` (and of every ``geom/*`` key)."""
     cells: dict[str, CellResult] = {}
     for run in find_runs(root):
-        group = run.parent if _SEED_DIR.match(run.name) else run
+        group = run.parent if _SEED_DIR.match(run.name) and run != root else run
         name = str(group.relative_to(root)) if group != root else root.name
         cell = cells.setdefault(name, CellResult(name))
         config = read_yaml(run / CONFIG_FILE)

@@ -64,6 +64,25 @@ def test_plan_is_grid_times_seeds_plus_cells(tmp_path):
     assert "seed=1" in runs[1].argv and "threads=1" in runs[1].argv
 
 
+def test_plan_with_only_named_cells_has_no_base_cell(tmp_path):
+    spec, base, algo = load_spec(_spec(tmp_path, cells=[{"name": "a"}, {"name": "b", "set": {"lr": 0.01}}]))
+    assert [r.cell for r in plan(spec, base, algo, tmp_path)] == ["a", "a", "b", "b"]
+    spec, base, algo = load_spec(_spec(tmp_path))
+    assert [r.cell for r in plan(spec, base, algo, tmp_path)] == ["base", "base"]
+
+
+def test_cells_with_their_own_preset_run_their_algorithm(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text("algo: other\nlr: 0.1\n")
+    spec, base, algo = load_spec(_spec(tmp_path, cells=[{"name": "mine"}, {"name": "theirs", "base": str(other)}],
+                                       seeds=[0]))
+    runs = {r.cell: r.argv for r in plan(spec, base, algo, tmp_path)}
+    assert runs["mine"][:2] == ["train", "toy"] and runs["theirs"][:2] == ["train", "other"]
+    assert runs["theirs"][3] == str(other)
+    with pytest.raises(ConfigError, match="not found"):
+        load_spec(_spec(tmp_path, cells=[{"name": "x", "base": "missing.yaml"}]))
+
+
 def _final_losses(out):
     results = {}
     for summary in sorted(out.rglob("summary.json")):
@@ -178,6 +197,14 @@ def test_report_numbers_equal_hand_computation(tmp_path):
         assert w >= 400 and h >= 300, png
 
 
+def test_report_on_a_single_seed_run_directory(tmp_path):
+    run = tmp_path / "seed_3"
+    _fake_run(run, {"algo": "x", "seed": 3}, [{"step": 10, "eval/score": 1.0}, {"step": 20, "eval/score": 2.0}])
+    write_report(run, "eval/score")
+    rows = list(csv.DictReader((run / "report.csv").open()))
+    assert len(rows) == 1 and rows[0]["cell"] == "seed_3" and float(rows[0]["last_mean"]) == 2.0
+
+
 def test_mean_stderr():
     assert mean_stderr([1.0, 3.0]) == (2.0, 1.0)
     mean, err = mean_stderr([4.0])
@@ -190,3 +217,10 @@ def test_report_cli_errors(tmp_path):
     _fake_run(tmp_path / "r", {"algo": "x", "seed": 0}, [{"step": 1, "train/loss": 1.0}])
     result = run_cli("report", str(tmp_path), "--metric", "eval/nope")
     assert result.returncode == 2 and "metrics found: train/loss" in result.stderr
+
+
+@pytest.mark.parametrize("spec_path", sorted(str(p) for p in (REPO / "configs/ablations").glob("*.yaml")))
+def test_every_shipped_sweep_spec_plans(spec_path, tmp_path):
+    spec, base, algo = load_spec(spec_path)
+    runs = plan(spec, base, algo, tmp_path)
+    assert runs and all(r.argv[0] == "train" for r in runs)

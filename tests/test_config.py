@@ -100,7 +100,8 @@ def test_bad_files(tmp_path):
 
 
 def test_round_trip_through_yaml(tmp_path):
-    cfg = load_config(Example, overrides=["lam=0.25", "seeds=[3, 4]", "net.width=16"])
+    cfg = load_config(Example, overrides=["lam=0.25", "seeds=[3, 4]", "net.width=16", "rule=semi", "dataset=x.h5"])
+    assert type(cfg.rule) is str and type(cfg.dataset) is str
     save_yaml(cfg, tmp_path / "config.yaml", algo="example")
     again = load_config(Example, tmp_path / "config.yaml", algo="example")
     assert again == cfg

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import warnings
 from typing import Any
 
@@ -32,10 +34,12 @@ def _ensure_registered(env_id: str) -> None:
         return
     robotics = ""
     try:
-        import gymnasium_robotics
-
-        with warnings.catch_warnings():  # its import prints a note about the Adroit Dense reward change
+        # its import prints a note about the Adroit Dense reward change (our task notes say it once, per task)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
+            import gymnasium_robotics
+
             gym.register_envs(gymnasium_robotics)
     except ImportError:
         robotics = " (gymnasium-robotics, for AntMaze/Adroit/Kitchen, is not installed: pip install 'rlcore[d4rl]')"

@@ -60,8 +60,13 @@ def normalize_row(row: dict[str, Any], source: str, index: int) -> MathRecord | 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n} is not UTF-8 text ({e.reason} at byte {e.start}); save the file as "
+                                "UTF-8 JSONL") from e
             if not line.strip():
                 continue
             try:

@@ -1,0 +1,68 @@
+"""What O-DICE, BC and IQL share: batches with a leading seed dimension, acting, and state handling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from algorithms.odice.policy import GaussianPolicy
+
+Batch = Mapping[str, torch.Tensor]
+_PER_FEATURE = ("observations", "next_observations", "actions")
+
+
+def as_seed_batch(batch: Batch, seeds: int) -> dict[str, torch.Tensor]:
+    """Give every array a leading seed dimension: (B, ...) -> (1, B, ...) when training one seed."""
+    out = {}
+    for key, value in batch.items():
+        expected = 3 if key in _PER_FEATURE else 2
+        if value.dim() == expected - 1:
+            value = value.unsqueeze(0)
+        if value.shape[0] != seeds:
+            raise ValueError(f"batch['{key}'] has leading size {value.shape[0]}, expected {seeds} seeds")
+        out[key] = value
+    return out
+
+
+class EnsembleAlgorithm:
+    """Base of the offline algorithms: K seeds trained together, a Gaussian ``policy``, and named modules and
+    optimisers that make up the checkpointed state."""
+
+    num_seeds: int
+    policy: GaussianPolicy
+    steps: int
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, Any]:
+        """Optimisers and schedulers (anything with state_dict / load_state_dict)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic actions (mean clipped to [-1, 1]).
+
+        One seed: (..., obs_dim) -> (..., act_dim); K seeds: (K, N, obs_dim) -> (K, N, act_dim).
+        """
+        if self.num_seeds == 1:
+            lead = obs.shape[:-1]
+            return self.policy.act(obs.reshape(1, -1, obs.shape[-1])).reshape(*lead, -1)
+        if obs.dim() != 3 or obs.shape[0] != self.num_seeds:
+            raise ValueError(f"with {self.num_seeds} seeds, observations must be (K={self.num_seeds}, N, obs_dim); "
+                             f"got {tuple(obs.shape)}")
+        return self.policy.act(obs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{k: m.state_dict() for k, m in self.modules().items()},
+                **{k: o.state_dict() for k, o in self.optimizers().items()}, "steps": self.steps}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state[k])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state[k])
+        self.steps = int(state["steps"])

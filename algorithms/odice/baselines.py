@@ -1,0 +1,123 @@
+"""Baselines on the same machinery as O-DICE (ensembles over seeds, same policy, same loop): BC and IQL.
+
+IQL follows CORL's single-file implementation (corl-team/CORL, algorithms/offline/iql.py): expectile value
+regression against the target twin Q, Q regression to r + gamma (1 - d) V(s'), advantage-weighted BC with
+exp(beta A) clipped at 100 and a cosine-annealed policy learning rate.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch
+from algorithms.odice.config import BCConfig, IQLConfig
+from algorithms.odice.losses import per_seed_mean, weighted_bc_loss
+from algorithms.odice.policy import GaussianPolicy, make_adam
+from rlcore.nets import EnsembleMLP, ema_update, seed_generators
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    """|tau - 1(u < 0)| u^2, elementwise (IQL eq. 5 with u = Q - V)."""
+    weight = torch.where(diff > 0, expectile, 1 - expectile)
+    return weight * diff**2
+
+
+class BC(EnsembleAlgorithm):
+    """Behaviour cloning: minimise -log pi(a|s) over the dataset (weight 1 for every transition)."""
+
+    def __init__(self, cfg: BCConfig, obs_dim: int, act_dim: int, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32):
+        self.cfg = cfg
+        self.num_seeds = len(cfg.seed_list)
+        self.policy = GaussianPolicy(obs_dim, act_dim, cfg.policy_hidden, seed_generators(cfg.seed_list),
+                                     tanh_mean=cfg.tanh_mean, log_std_min=cfg.log_std_min,
+                                     log_std_max=cfg.log_std_max).to(device=device, dtype=dtype)
+        self.optimizer = make_adam(self.policy.parameters(), cfg.policy_lr, cfg.policy_weight_decay,
+                                   fused=cfg.fused_optimizer)
+        self.steps = 0
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"policy": self.policy}
+
+    def optimizers(self) -> dict[str, Any]:
+        return {"policy_optimizer": self.optimizer}
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        batch = as_seed_batch(batch, self.num_seeds)
+        nll = self.policy.nll(batch["observations"], batch["actions"])
+        loss = nll.mean(dim=1).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        return {"policy_loss": loss.detach() / self.num_seeds}
+
+
+class IQL(EnsembleAlgorithm):
+    """Implicit Q-learning (Kostrikov et al., 2022) for K seeds at once."""
+
+    def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32):
+        self.cfg = cfg
+        self.num_seeds = len(cfg.seed_list)
+        gens = seed_generators(cfg.seed_list)
+        self.value = EnsembleMLP(obs_dim, cfg.hidden, 1, gens)
+        self.q = EnsembleMLP(obs_dim + act_dim, cfg.hidden, 1, gens, heads=2)
+        self.policy = GaussianPolicy(obs_dim, act_dim, cfg.policy_hidden, gens, tanh_mean=cfg.tanh_mean,
+                                     log_std_min=cfg.log_std_min, log_std_max=cfg.log_std_max)
+        for m in (self.value, self.q, self.policy):
+            m.to(device=device, dtype=dtype)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.v_optimizer = make_adam(self.value.parameters(), cfg.v_lr, fused=cfg.fused_optimizer)
+        self.q_optimizer = make_adam(self.q.parameters(), cfg.q_lr, fused=cfg.fused_optimizer)
+        self.policy_optimizer = make_adam(self.policy.parameters(), cfg.policy_lr, cfg.policy_weight_decay,
+                                          fused=cfg.fused_optimizer)
+        self.policy_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.policy_optimizer, cfg.max_steps)
+        self.steps = 0
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"value": self.value, "q": self.q, "q_target": self.q_target, "policy": self.policy}
+
+    def optimizers(self) -> dict[str, Any]:
+        return {"v_optimizer": self.v_optimizer, "q_optimizer": self.q_optimizer,
+                "policy_optimizer": self.policy_optimizer, "policy_schedule": self.policy_schedule}
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        batch = as_seed_batch(batch, self.num_seeds)
+        s, a, s2 = batch["observations"], batch["actions"], batch["next_observations"]
+        sa = torch.cat([s, a], dim=-1)
+        with torch.no_grad():
+            next_v = self.value(s2).squeeze(-1).squeeze(1)  # (K, B)
+            target_q = self.q_target(sa).squeeze(-1).amin(dim=1)  # (K, B)
+
+        v = self.value(s).squeeze(-1).squeeze(1)
+        adv = target_q - v
+        v_loss = per_seed_mean(expectile_loss(adv, cfg.expectile)).sum()
+        self.v_optimizer.zero_grad(set_to_none=True)
+        v_loss.backward()
+        self.v_optimizer.step()
+
+        targets = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"].to(v.dtype)) * next_v
+        qs = self.q(sa).squeeze(-1)  # (K, 2, B)
+        q_loss = per_seed_mean((qs - targets.unsqueeze(1)) ** 2).sum()
+        self.q_optimizer.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_optimizer.step()
+        ema_update(self.q_target.parameters(), self.q.parameters(), cfg.tau)
+
+        weight = torch.exp(cfg.temperature * adv.detach()).clamp(max=cfg.weight_clip)
+        nll = self.policy.nll(s, a)
+        policy_loss = weighted_bc_loss(nll, weight)
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        policy_loss.backward()
+        self.policy_optimizer.step()
+        self.policy_schedule.step()
+        self.steps += 1
+        k = self.num_seeds
+        return {"v_loss": v_loss.detach() / k, "q_loss": q_loss.detach() / k, "policy_loss": policy_loss.detach() / k,
+                "adv_mean": adv.detach().mean(), "weight_mean": weight.mean()}
