@@ -78,7 +78,7 @@ class SweepSpec:
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     """Seeds run for every cell."""
     metric: str = "eval/normalized_score"
-    """Metric `rlcore report` tabulates (last and best per seed)."""
+    """Metric `rlcore report` tabulates (last and best per seed); several, comma-separated, give one table each."""
     vectorize_seeds: bool = False
     """Run all seeds of a cell in ONE run with `seeds=[...]` (for algorithms that train seeds vectorised)."""
     backend: Backend = "sequential"

@@ -115,10 +115,14 @@ class Distributed:
         the longest (at the front when ``pad_first``, e.g. left-padded prompts)."""
         if self.world_size == 1:
             return tensor
+        is_bool = tensor.dtype == torch.bool  # padding would promote bool to int64 on some processes only
+        if is_bool:
+            tensor = tensor.to(torch.uint8)
         if tensor.ndim > pad_dim:
             tensor = self.accelerator.pad_across_processes(tensor, dim=pad_dim, pad_index=pad_value,
                                                            pad_first=pad_first)
-        return self.accelerator.gather(tensor.contiguous())
+        gathered = self.accelerator.gather(tensor.contiguous())
+        return gathered.bool() if is_bool else gathered
 
     def gather_objects(self, objects: list[Any]) -> list[Any]:
         """Concatenate every process's list of small Python values (in rank order; torch.distributed pickles them

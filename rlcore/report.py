@@ -221,10 +221,15 @@ def plot_geometry(cells: list[CellResult], path: Path) -> bool:
 
 
 def write_report(root: str | Path, metric: str = "eval/normalized_score") -> Path:
-    """Write report.md, report.csv and the PNGs into ``root``; returns the path of report.md."""
+    """Write report.md, report.csv and the PNGs into ``root``; returns the path of report.md.
+
+    ``metric`` may list several metrics separated by commas (e.g. ``eval/pass@1,eval/pass@8,geom/mean_cos``):
+    each gets its own table (and rows in the CSV, with a ``metric`` column); the plots show the first.
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"'{root}' is not a folder; point rlcore report at a run or sweep directory")
+    metric, *extra = [m.strip() for m in metric.split(",") if m.strip()] or ["eval/normalized_score"]
     cells = collect(root, metric)
     if not cells:
         available = sorted({k for run in find_runs(root) for r in read_metrics(run) for k in r
@@ -240,12 +245,18 @@ def write_report(root: str | Path, metric: str = "eval/normalized_score") -> Pat
              "\"best\" the maximum over evaluations; mean ± standard error over seeds.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    raw = [{"metric": metric, **r} for r in raw]
+    for name in extra:
+        more_header, more_rows, more_raw = table_rows([c for c in collect(root, name) if c.series])
+        lines += ["", f"Metric `{name}`:", "", "| " + " | ".join(more_header) + " |", "|" + "---|" * len(more_header)]
+        lines += ["| " + " | ".join(r) + " |" for r in more_rows]
+        raw += [{"metric": name, **r} for r in more_raw]
     lines += ["", "![learning curves](learning_curves.png)", "", "![last and best](final_scores.png)"]
     if has_geometry:
         lines += ["", "![gradient geometry diagnostics](geometry.png)"]
     atomic_write_text(root / "report.md", "\n".join(lines) + "\n")
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(raw[0]) if raw else ["cell"])
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in raw for k in r)) or ["cell"])
     writer.writeheader()
     writer.writerows(raw)
     atomic_write_text(root / "report.csv", buf.getvalue())
@@ -254,7 +265,8 @@ def write_report(root: str | Path, metric: str = "eval/normalized_score") -> Pat
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", help="a sweep folder (rlcore ablate --out) or any folder of run directories")
-    parser.add_argument("--metric", help="metric to tabulate (default: the sweep's, else eval/normalized_score)")
+    parser.add_argument("--metric", help="metric(s) to tabulate, comma-separated (default: the sweep's, else "
+                        "eval/normalized_score)")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,10 +13,9 @@ import pytest
 pytest.importorskip("transformers", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
 
 import torch  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-
 from conftest import REPO  # noqa: E402
 from g2rl_dist_worker import run  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 
 SETTINGS = ["model=tiny", "dataset=arith", "eval_dataset=", "arith_kinds=sum", "prompt_format=plain",
             "dataset_limit=16", "prompts_per_step=2", "group_size=4", "max_new_tokens=6", "mini_batch_size=4",

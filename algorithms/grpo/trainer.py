@@ -211,7 +211,7 @@ class GRPOTrainer:
         shaper = self.shaper
         want_phi = cfg.geometry_diagnostics or (shaper is not None and shaper.needs_features)
         want_pooled = shaper is not None and shaper.needs_pooled_hidden
-        batch.old_logprobs, entropy, phi, pooled = self._no_grad_pass(dist.unwrap(self.policy), batch,
+        batch.old_logprobs, _, phi, pooled = self._no_grad_pass(dist.unwrap(self.policy), batch,
                                                                       features=want_phi, pooled=want_pooled)
         if cfg.beta > 0:
             batch.ref_logprobs = self._reference_logprobs(batch)
@@ -237,7 +237,6 @@ class GRPOTrainer:
             "reward": rewards.mean(), "accuracy": groups.correct.float().mean(), "shaped_reward": shaped.mean(),
             "response_tokens": lengths.mean(),
             "truncated_frac": torch.tensor([c.finish_reason == "length" for c in completions]).float().mean(),
-            "old_entropy": (entropy * batch.response_mask).sum() / batch.response_mask.sum().clamp_min(1),
             **{f"shaping/{k}": v for k, v in shaping_metrics.items()},
             **{f"geom/{k}": v for k, v in geometry_diagnostics(groups, shaped).items()},
         }
@@ -307,7 +306,6 @@ class GRPOTrainer:
         if self.eval_problems is None:
             return {}
         self._ready_engine()
-        self.model.eval()
         try:
             return evaluate_policy(self.engine, self.eval_problems, self.dist, k=cfg.eval_samples,
                                    temperature=cfg.eval_temperature,
@@ -315,7 +313,6 @@ class GRPOTrainer:
                                    seed=self._seed(7_777_777), reward_range=cfg.reward_range,
                                    batch_size=cfg.rollout_batch_size)
         finally:
-            self.model.train()
             self.engine.sleep()
 
     def trainable_state(self) -> dict[str, Tensor]:

@@ -66,8 +66,8 @@ def arith_warmstart(*, steps: int = 100, batch_size: int = 32, lr: float = 3e-3,
             hidden = HiddenStates(model)
             for step in range(steps):
                 rows = range(step * batch_size, (step + 1) * batch_size)
-                answers = [[*tokenizer(sft_answer(problems[i], rng, mode_share), add_special_tokens=False)["input_ids"], eos]
-                           for i in rows]
+                texts = [sft_answer(problems[i], rng, mode_share) for i in rows]
+                answers = [[*tokenizer(t, add_special_tokens=False)["input_ids"], eos] for t in texts]
                 batch = Rollouts.from_token_ids([prompts[i] for i in rows], answers, tokenizer.pad_token_id)
                 P, C = batch.prompt_ids.shape[1], batch.response_ids.shape[1]
                 states = hidden(torch.cat([batch.prompt_ids, batch.response_ids], 1),
