@@ -86,12 +86,23 @@ def test_kill9_and_resume_is_bit_identical(uninterrupted, tmp_path):
     assert history(uninterrupted) == history(run_dir)
 
 
-def test_grpo_command_and_one_line_errors(tmp_path):
-    bad = run_cli("train", "g2rl", *PRESET, "--set", "scaler=bogus", "--run-dir", str(tmp_path / "x"))
-    assert bad.returncode == 2 and "scaler" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    bad = run_cli("train", "grpo", "--config", "configs/grpo/tiny-arith.yaml", "--set", "mini_batch_size=5",
-                  "--run-dir", str(tmp_path / "y"))
-    assert bad.returncode == 2 and "mini_batch_size" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+@pytest.mark.parametrize("argv, words", [
+    (["g2rl", *PRESET, "--set", "scaler=bogus"], ["scaler", "literal"]),
+    (["grpo", "--config", "configs/grpo/tiny-arith.yaml", "--set", "mini_batch_size=5"], ["mini_batch_size=8"]),
+    (["grpo", "--config", "configs/g2rl/tiny-arith.yaml"], ["is for 'g2rl'"]),
+    (["g2rl", *PRESET, "--set", "dataset=nope.jsonl"], ["nope.jsonl"]),
+])
+def test_bad_input_is_one_line(argv, words, tmp_path, capsys, monkeypatch):
+    from rlcore.cli import main
+
+    monkeypatch.chdir(REPO)
+    code = main(["train", *argv, "--set", "model=tiny", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and all(w in err for w in words), err
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_grpo_command(tmp_path):
     run_dir = tmp_path / "grpo"
     ok = run_cli("train", "grpo", "--config", "configs/grpo/tiny-arith.yaml", *FAST, "--set", "max_steps=1",
                  "--set", "eval_dataset=", "--set", "export_model=false", "--run-dir", str(run_dir))

@@ -93,3 +93,35 @@ def test_lr_schedule():
     assert lr_factor(0, 100, 0.0, "constant") == 1.0
     assert lr_factor(0, 100, 0.1, "cosine") == 0.1 and lr_factor(9, 100, 0.1, "cosine") == 1.0
     assert abs(lr_factor(55, 100, 0.1, "cosine") - 0.5) < 1e-12 and lr_factor(100, 100, 0.1, "cosine") == 0.0
+
+
+def test_lora_with_gradient_checkpointing_trains_only_adapters():
+    cfg = G2RLConfig(**{**TINY, "lora_rank": 4, "lora_alpha": 8.0, "gradient_checkpointing": True, "beta": 0.1,
+                        "eval_dataset": ""})
+    trainer = GRPOTrainer(cfg, Distributed("cpu"), make_shaper(cfg, Distributed("cpu")))
+    names = set(trainer.trainable_state())
+    assert names and all("lora_" in n for n in names)
+    base = {n: p.clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}
+    before = {k: v.clone() for k, v in trainer.trainable_state().items()}
+    metrics = trainer.update([0, 1])
+    assert torch.isfinite(metrics["kl"]) and metrics["kl"] >= 0  # the reference is the base model, adapters off
+    assert any(not torch.equal(before[k], v) for k, v in trainer.trainable_state().items())
+    assert all(torch.equal(base[n], p) for n, p in trainer.model.named_parameters() if not p.requires_grad)
+
+
+def test_evol_shaper_with_an_embedding_model():
+    from algorithms.g2rl.shaping import EvolShaper, TextEmbedder, semantic_novelty_rewards
+    from algorithms.grpo.shaping import Groups
+    from rlcore.llm import tiny_qwen
+
+    embedder = TextEmbedder(str(tiny_qwen()), torch.device("cpu"), max_tokens=4)
+    texts = ["the answer is 4", "4", "so 2+2 = 4", "five"]
+    emb = embedder(texts)
+    assert emb.shape == (4, 64) and torch.isfinite(emb).all()
+    rewards = torch.tensor([[1.0, 1.0, 1.0, -1.0]])
+    groups = Groups(rewards=rewards, correct=rewards > 0, answered=torch.ones(1, 4, dtype=torch.bool),
+                    texts=[texts])
+    shaper = EvolShaper(embedder)
+    assert not shaper.needs_pooled_hidden
+    shaped, _ = shaper(groups)
+    torch.testing.assert_close(shaped, semantic_novelty_rewards(emb[None], groups.correct, groups.answered))
