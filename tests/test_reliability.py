@@ -87,3 +87,33 @@ def test_memory_stays_flat_over_10k_odice_updates():
     growth = samples[-1] - samples[0]
     print(f"RSS over 10k O-DICE updates (MB, every 1000): {[round(s, 1) for s in samples]}; growth {growth:.1f}")
     assert growth < 8.0, samples
+
+
+def test_dataset_files_are_read_once(tmp_path, monkeypatch):
+    import h5py
+    import numpy as np
+
+    from envs.offline import load_dataset
+
+    n = 1000
+    path = tmp_path / "d.hdf5"
+    with h5py.File(path, "w") as f:
+        f["observations"] = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+        f["actions"] = np.zeros((n, 2), np.float32)
+        f["rewards"] = np.ones(n, np.float32)
+        f["terminals"] = np.zeros(n, bool)
+        timeouts = np.zeros(n, bool)
+        timeouts[499] = timeouts[-1] = True
+        f["timeouts"] = timeouts
+        f.create_group("infos")["qpos"] = np.zeros((n, 7))
+    reads: dict[str, int] = {}
+    real = h5py.Dataset.__getitem__
+
+    def counting(self, key):
+        reads[self.name] = reads.get(self.name, 0) + 1
+        return real(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counting)
+    data = load_dataset(path)
+    assert len(data) == n - 2  # the two timeout steps are not transitions
+    assert reads == {f"/{k}": 1 for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
