@@ -13,6 +13,17 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("RLCORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests run small tensors: one intra-op thread is fastest and immune to oversubscribed machines."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def shared_data(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test with a reason when it is not there."""
     path = SHARED_DATA.joinpath(*parts)

@@ -212,3 +212,13 @@ def test_cli_bad_inputs(tmp_path):
     assert result.returncode == 2 and "distinct" in result.stderr
     result = run_cli("eval", "odice", "--run-dir", str(tmp_path / "nothing"))
     assert result.returncode == 2 and "config.yaml" in result.stderr
+
+
+def test_divergence_stops_the_run_naming_step_and_metrics(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "odice", "--config", DEMO, "--run-dir", str(run_dir), *TINY, "--set", "v_lr=1e30",
+                     "--set", "policy_lr=1e30", "--set", "max_steps=200", "--set", "log_every=10")
+    assert result.returncode == 3, result.stderr[-1000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "non-finite value in" in line and "v_grad_norm" in line and " at step " in line
+    assert not (run_dir / "summary.json").exists()

@@ -129,3 +129,25 @@ def test_baselines_update_and_vectorise(cls, cfg_cls, extra):
         for module in together.modules():
             for name, tensor in algo.state_dict()[module].items():
                 torch.testing.assert_close(state[module][name][k:k + 1], tensor, rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_clipping_is_per_seed_and_keeps_seeds_independent():
+    seeds = [0, 4]
+    clip = dict(max_grad_norm=0.05, **SMALL)
+    together = ODICE(ODICEConfig(seeds=seeds, **clip), obs_dim=3, act_dim=1, dtype=torch.float64)
+    alone = [ODICE(ODICEConfig(seed=s, **clip), obs_dim=3, act_dim=1, dtype=torch.float64) for s in seeds]
+    unclipped = ODICE(ODICEConfig(seeds=seeds, **SMALL), obs_dim=3, act_dim=1, dtype=torch.float64)
+    batch = random_batch(2, 64, 3, 1, seed=9)
+    m = together.update(batch)
+    m_unclipped = unclipped.update(batch)
+    assert float(m_unclipped["v_grad_norm"]) > 0.05, "the test needs norms above the clip"
+    torch.testing.assert_close(m["v_grad_norm"], m_unclipped["v_grad_norm"])  # logged before clipping
+    for k, algo in enumerate(alone):
+        algo.update({key: val[k] for key, val in batch.items()})
+        for name, t in algo.state_dict()["value"].items():
+            torch.testing.assert_close(together.state_dict()["value"][name][k:k + 1], t, rtol=1e-10, atol=1e-12)
+    # the applied step is the clipped one: Adam's first moment after one step is (1 - beta1) * clipped gradient
+    per_seed = torch.stack([torch.cat([together.value_optimizer.state[p]["exp_avg"][k].reshape(-1)
+                                       for p in together.value_params]) for k in range(2)])
+    torch.testing.assert_close(per_seed.norm(dim=1) / 0.1, torch.full((2,), 0.05, dtype=torch.float64), rtol=1e-4,
+                               atol=0)

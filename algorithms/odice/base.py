@@ -27,6 +27,19 @@ def as_seed_batch(batch: Batch, seeds: int) -> dict[str, torch.Tensor]:
     return out
 
 
+def clip_grad_norm_per_seed(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """Gradient norm of each seed over ``params`` (all with a leading seed dimension), (K,); when ``max_norm`` is
+    set, each seed's gradients are scaled down to at most that norm, independently of the other seeds."""
+    grads = [p.grad for p in params if p.grad is not None]
+    squares = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(dim=1) for g in grads]).sum(dim=0)
+    norms = squares.sqrt()
+    if max_norm is not None:
+        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
+    return norms
+
+
 class EnsembleAlgorithm:
     """Base of the offline algorithms: K seeds trained together, a Gaussian ``policy``, and named modules and
     optimisers that make up the checkpointed state."""

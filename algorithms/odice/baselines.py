@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch
+from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
 from algorithms.odice.config import BCConfig, IQLConfig
 from algorithms.odice.losses import per_seed_mean, weighted_bc_loss
 from algorithms.odice.policy import GaussianPolicy, make_adam
@@ -52,9 +52,10 @@ class BC(EnsembleAlgorithm):
         loss = nll.mean(dim=1).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grad_norm = clip_grad_norm_per_seed(list(self.policy.parameters()), self.cfg.max_grad_norm)
         self.optimizer.step()
         self.steps += 1
-        return {"policy_loss": loss.detach() / self.num_seeds}
+        return {"policy_loss": loss.detach() / self.num_seeds, "policy_grad_norm": grad_norm.mean()}
 
 
 class IQL(EnsembleAlgorithm):
@@ -100,6 +101,7 @@ class IQL(EnsembleAlgorithm):
         v_loss = per_seed_mean(expectile_loss(adv, cfg.expectile)).sum()
         self.v_optimizer.zero_grad(set_to_none=True)
         v_loss.backward()
+        v_grad_norm = clip_grad_norm_per_seed(list(self.value.parameters()), cfg.max_grad_norm)
         self.v_optimizer.step()
 
         targets = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"].to(v.dtype)) * next_v
@@ -107,6 +109,7 @@ class IQL(EnsembleAlgorithm):
         q_loss = per_seed_mean((qs - targets.unsqueeze(1)) ** 2).sum()
         self.q_optimizer.zero_grad(set_to_none=True)
         q_loss.backward()
+        q_grad_norm = clip_grad_norm_per_seed(list(self.q.parameters()), cfg.max_grad_norm)
         self.q_optimizer.step()
         ema_update(self.q_target.parameters(), self.q.parameters(), cfg.tau)
 
@@ -115,9 +118,11 @@ class IQL(EnsembleAlgorithm):
         policy_loss = weighted_bc_loss(nll, weight)
         self.policy_optimizer.zero_grad(set_to_none=True)
         policy_loss.backward()
+        policy_grad_norm = clip_grad_norm_per_seed(list(self.policy.parameters()), cfg.max_grad_norm)
         self.policy_optimizer.step()
         self.policy_schedule.step()
         self.steps += 1
         k = self.num_seeds
         return {"v_loss": v_loss.detach() / k, "q_loss": q_loss.detach() / k, "policy_loss": policy_loss.detach() / k,
-                "adv_mean": adv.detach().mean(), "weight_mean": weight.mean()}
+                "adv_mean": adv.detach().mean(), "weight_mean": weight.mean(), "v_grad_norm": v_grad_norm.mean(),
+                "q_grad_norm": q_grad_norm.mean(), "policy_grad_norm": policy_grad_norm.mean()}

@@ -62,6 +62,8 @@ class OfflineConfig(TrainConfig):
     """Log training metrics every this many steps."""
     ckpt_every: int = 50_000
     """Checkpoint every this many steps (and at the last step)."""
+    max_grad_norm: float | None = None
+    """Clip each network's gradient norm per seed to this value (None: no clipping; norms are logged either way)."""
     threads: int = 1
     """torch intra-op threads (the reference uses 1: these small networks gain little from more on CPU, and
     more threads than free cores slow them down several times)."""
@@ -75,6 +77,8 @@ class OfflineConfig(TrainConfig):
         check_range("max_episode_steps", self.max_episode_steps, low=1)
         check_range("policy_lr", self.policy_lr, low=0.0, low_open=True)
         check_range("policy_weight_decay", self.policy_weight_decay, low=0.0)
+        if self.max_grad_norm is not None:
+            check_range("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
         if self.log_std_min >= self.log_std_max:
             raise ConfigError(f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
         if not self.policy_hidden or min(self.policy_hidden) < 1:

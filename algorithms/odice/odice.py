@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch
+from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
 from algorithms.odice.config import ODICEConfig
 from algorithms.odice.losses import (
     backward_residual,
@@ -55,7 +55,8 @@ class ODICE(EnsembleAlgorithm):
         self.value_params = list(self.value.parameters())
         self.target_params = list(self.value_target.parameters())
         self.value_optimizer = make_adam(self.value_params, cfg.v_lr, fused=cfg.fused_optimizer)
-        self.policy_optimizer = make_adam(self.policy.parameters(), cfg.policy_lr, cfg.policy_weight_decay,
+        self.policy_params = list(self.policy.parameters())
+        self.policy_optimizer = make_adam(self.policy_params, cfg.policy_lr, cfg.policy_weight_decay,
                                           fused=cfg.fused_optimizer)
         self.skip_zero_weight_rows = cfg.skip_zero_weight_rows == "on" or (
             cfg.skip_zero_weight_rows == "auto" and torch.device(device).type == "cpu")
@@ -140,6 +141,7 @@ class ODICE(EnsembleAlgorithm):
         grads, aux = self.value_gradients(batch)
         for p, g in zip(self.value_params, grads):
             p.grad = g
+        v_grad_norm = clip_grad_norm_per_seed(self.value_params, cfg.max_grad_norm)
         self.value_optimizer.step()
         ema_update(self.target_params, self.value_params, cfg.tau)
 
@@ -153,9 +155,12 @@ class ODICE(EnsembleAlgorithm):
         policy_loss = weighted_bc_loss(nll, active_weight, batch_size)
         self.policy_optimizer.zero_grad(set_to_none=True)
         policy_loss.backward()
+        policy_grad_norm = clip_grad_norm_per_seed(self.policy_params, cfg.max_grad_norm)
         self.policy_optimizer.step()
         self.steps += 1
         return {
+            "v_grad_norm": v_grad_norm.mean(),
+            "policy_grad_norm": policy_grad_norm.mean(),
             **aux,
             "residual_mean": residual.mean(),
             "residual_max": residual.max(),

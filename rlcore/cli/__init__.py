@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from importlib import metadata
 
 from rlcore import __version__
@@ -76,8 +77,13 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"warning: {message} [{category.__name__}]\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = _one_line_warning  # users see the message, not the library's source line
     debug = "--debug" in argv  # accepted anywhere on the line, not only before the subcommand
     argv = [a for a in argv if a != "--debug"]
     args = build_parser(argv).parse_args(argv)
