@@ -27,17 +27,20 @@ class Problems:
         return len(self.records)
 
 
-def load_problems(name: str, tokenizer: Any, *, data_dir: str = "", limit: int = 0, arith_kinds: Sequence[str] = (),
-                  arith_max_number: int = 9, prompt_format: str = "chat",
-                  max_prompt_tokens: int | None = None) -> Problems:
-    """Records of ``name`` (see ``GRPOConfig.dataset``) with prompt texts; prompts longer than
-    ``max_prompt_tokens`` are dropped (a DataError if none is left)."""
+def load_records(name: str, *, data_dir: str = "", limit: int = 0, arith_kinds: Sequence[str] = (),
+                 arith_max_number: int = 9) -> list[MathRecord]:
+    """Records of ``name`` (see ``GRPOConfig.dataset``): the toy task's generated problems or a math benchmark."""
     if name in ARITH_SIZES:
         size, seed = ARITH_SIZES[name]
-        records = make_arith_dataset(limit or size, seed=seed, kinds=tuple(arith_kinds or ("sum", "expr")),
-                                     max_number=arith_max_number)
-    else:
-        records = load_math_dataset(name, data_dir=data_dir or None, limit=limit or None)
+        return make_arith_dataset(limit or size, seed=seed, kinds=tuple(arith_kinds or ("sum", "expr")),
+                                  max_number=arith_max_number)
+    return load_math_dataset(name, data_dir=data_dir or None, limit=limit or None)
+
+
+def build_problems(name: str, records: list[MathRecord], tokenizer: Any, *, prompt_format: str = "chat",
+                   max_prompt_tokens: int | None = None) -> Problems:
+    """``records`` with prompt texts and ids; prompts longer than ``max_prompt_tokens`` are dropped (a DataError
+    if none is left)."""
     texts = [build_prompt(r.prompt, tokenizer if prompt_format == "chat" else None) for r in records]
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     keep = [i for i, x in enumerate(ids) if max_prompt_tokens is None or len(x) <= max_prompt_tokens]

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from algorithms.grpo.config import GRPOConfig
-from algorithms.grpo.data import load_problems
+from algorithms.grpo.data import build_problems, load_records
 from algorithms.grpo.evaluation import evaluate_policy
 from algorithms.grpo.losses import grpo_loss, loss_units
 from algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
@@ -97,6 +97,9 @@ class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, dist: Distributed, shaper: RewardShaper | None = None):
         self._check(cfg, dist)
         self.cfg, self.dist, self.shaper = cfg, dist, shaper
+        load = dict(data_dir=cfg.data_dir, arith_kinds=cfg.arith_kinds, arith_max_number=cfg.arith_max_number)
+        train_records = load_records(cfg.dataset, limit=cfg.dataset_limit, **load)  # bad data fails before the model
+        eval_records = load_records(cfg.eval_dataset, limit=cfg.eval_limit, **load) if cfg.eval_dataset else None
         self.model_path = resolve_model(cfg)
         model, self.tokenizer = load_policy(self.model_path, dtype="float32", device=str(dist.device))
         if cfg.gradient_checkpointing:
@@ -116,12 +119,10 @@ class GRPOTrainer:
         self.engine = self._make_engine()
         self._engine_stale = False
         self.steps = 0
-        load = dict(data_dir=cfg.data_dir, arith_kinds=cfg.arith_kinds, arith_max_number=cfg.arith_max_number,
-                    prompt_format=cfg.prompt_format)
-        self.train_problems = load_problems(cfg.dataset, self.tokenizer, limit=cfg.dataset_limit,
-                                            max_prompt_tokens=cfg.max_prompt_tokens, **load)
-        self.eval_problems = load_problems(cfg.eval_dataset, self.tokenizer, limit=cfg.eval_limit,
-                                           **load) if cfg.eval_dataset else None
+        self.train_problems = build_problems(cfg.dataset, train_records, self.tokenizer,
+                                             prompt_format=cfg.prompt_format, max_prompt_tokens=cfg.max_prompt_tokens)
+        self.eval_problems = build_problems(cfg.eval_dataset, eval_records, self.tokenizer,
+                                            prompt_format=cfg.prompt_format) if eval_records is not None else None
         self.low, self.high = REWARD_RANGES[cfg.reward_range]
 
     @staticmethod
