@@ -11,8 +11,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import REPO, run_cli
+
 from rlcore.checkpoint import CheckpointManager
 
 pytestmark = pytest.mark.slow
