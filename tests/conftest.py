@@ -11,6 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("RLCORE_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Tests build their models locally and never download: a hub name must fail at once, not after network retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -158,6 +158,31 @@ def test_bad_config_or_flag(tmp_path, capsys, name):
     assert not run_dir.exists()
 
 
+G2RL = str(REPO / "configs/g2rl/tiny-arith.yaml")
+G2RL_CONFIGS = {
+    "unknown key": (["--set", "lamda=1"], "did you mean 'lam'"),
+    "bad scaler": (["--set", "scaler=centred"], "must be one of"),
+    "group of one": (["--set", "group_size=1"], "group_size must be >= 2"),
+    "mini-batch not dividing the step": (["--set", "mini_batch_size=5"], "mini_batch_size"),
+    "zero temperature": (["--set", "temperature=0"], "temperature"),
+    "clip out of range": (["--set", "clip_eps=1.5"], "clip_eps"),
+    "negative reward clip": (["--set", "reward_clip=-1"], "reward_clip"),
+    "missing dataset": (["--set", "dataset=no/such.jsonl"], "no/such.jsonl"),
+    "GRPO preset": (["--config", str(REPO / "configs/grpo/tiny-arith.yaml")], "is for 'grpo'"),
+    "unknown model": (["--set", "model=no/such-model"], "no/such-model"),
+}
+
+
+@pytest.mark.parametrize("name", list(G2RL_CONFIGS))
+def test_bad_g2rl_config(tmp_path, capsys, name):
+    args, text = G2RL_CONFIGS[name]
+    run_dir = tmp_path / "run"
+    base = [] if "--config" in args else ["--config", G2RL]
+    code = main(["train", "g2rl", *base, *args, "--run-dir", str(run_dir)])
+    _one_line(capsys, code, text)
+    assert not (run_dir / "checkpoints").exists()
+
+
 def test_run_dir_that_is_a_file(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")

@@ -159,12 +159,12 @@ class GRPOConfig(TrainConfig):
         check_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, 0.0, 1.0, low_open=True)
         if self.adv_std not in ADVANTAGE_STDS or self.aggregation not in AGGREGATIONS:
             raise ConfigError(f"adv_std must be one of {ADVANTAGE_STDS} and aggregation one of {AGGREGATIONS}")
+        if self.group_size < 2:
+            raise ConfigError("group_size must be >= 2: GRPO compares responses within a group")
         sequences = self.prompts_per_step * self.group_size
         if sequences % self.mini_batch_size:
             raise ConfigError(f"mini_batch_size = {self.mini_batch_size} must divide prompts_per_step x group_size "
                               f"= {sequences}; e.g. set mini_batch_size={self.group_size} (one group per update)")
-        if self.group_size < 2:
-            raise ConfigError("group_size must be >= 2: GRPO compares responses within a group")
         unknown = sorted(set(self.arith_kinds) - {"sum", "expr"})
         if unknown or not self.arith_kinds:
             raise ConfigError(f"arith_kinds must be a non-empty list of 'sum' and 'expr', got {self.arith_kinds}")
