@@ -202,8 +202,12 @@ def plot_geometry(cells: list[CellResult], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), dpi=110, squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.5 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         for c in cells:
             if key in c.geometry:
                 steps, mean, err = _mean_curve(c.geometry[key])
