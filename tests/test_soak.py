@@ -22,8 +22,13 @@ JOBS = {
               "--set", "policy_hidden=[32,32]", "--set", "batch_size=64", "--set", "max_steps=600",
               "--set", "eval_every=150", "--set", "eval_episodes=2", "--set", "log_every=25",
               "--set", "ckpt_every=40", "--set", "tensorboard=false", "--set", "progress=false"],
+    "g2rl": ["train", "g2rl", "--config", str(REPO / "configs/g2rl/tiny-arith.yaml"), "--set", "model=tiny",
+             "--set", "max_steps=8", "--set", "eval_every=4", "--set", "eval_limit=2", "--set", "eval_samples=2",
+             "--set", "prompts_per_step=2", "--set", "group_size=4", "--set", "mini_batch_size=4",
+             "--set", "micro_batch_size=4", "--set", "max_new_tokens=6", "--set", "ckpt_every=1",
+             "--set", "tensorboard=false", "--set", "progress=false", "--set", "threads=1"],
 }
-KILLS = {"odice": 10}
+KILLS = {"odice": 10, "g2rl": 10}
 
 
 def _final_state(run_dir):
