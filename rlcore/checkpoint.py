@@ -211,7 +211,10 @@ class CheckpointManager:
         """Write checkpoint ``step``; update ``latest``/``best``; prune old ones. Returns its directory."""
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in [*self.root.glob(".*.tmp"), *self.root.glob(".step_*.del")]:  # left by a crash
-            shutil.rmtree(stale, ignore_errors=True)
+            if stale.is_dir():  # a half-written checkpoint; a file is a half-written pointer (latest/best.json)
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         target = save_state(state, self.path(step))
         atomic_write_text(self.root / "latest.json", json.dumps({"step": step}))
         if metric is not None and math.isfinite(metric):

@@ -107,6 +107,7 @@ def test_two_backends_give_identical_results_and_restart_skips(tmp_path):
     assert (tmp_path / "pool" / "report.md").is_file()
 
 
+@pytest.mark.slow  # starting a local Ray instance takes half a minute
 def test_ray_backend_matches_sequential(tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
     spec = _spec(tmp_path, seeds=[0, 1])

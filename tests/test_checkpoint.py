@@ -175,3 +175,12 @@ def test_damaged_checkpoint_is_reported_and_skipped(tmp_path):
     assert step == 1
     with pytest.raises(UserError, match="is not a checkpoint"):
         load_state(tmp_path)
+
+
+def test_stale_temporaries_of_a_crash_are_removed_on_the_next_save(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_last=2)
+    manager.save(1, {"w": torch.zeros(1)})
+    (tmp_path / ".latest.json.abc123.tmp").write_text('{"st')  # a pointer killed mid-write (a file)
+    (tmp_path / ".step_000000002.xyz.tmp").mkdir()  # a checkpoint killed mid-write (a folder)
+    manager.save(2, {"w": torch.ones(1)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step_000000001", "step_000000002"]

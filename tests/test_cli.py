@@ -5,6 +5,8 @@ from importlib import metadata
 import pytest
 from conftest import run_cli
 
+from rlcore.cli import main
+
 GROUPS = ["train", "eval", "data"]
 
 
@@ -16,18 +18,28 @@ def _plugin_commands():
     return cmds
 
 
+def _in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the console script's own function (argparse exits on --help and usage errors)."""
+    try:
+        code = main(list(args))
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["data"], ["ablate"], ["report"]])
-def test_help_for_every_top_level_command(args):
-    result = run_cli(*args, "--help")
-    assert result.returncode == 0, result.stderr
-    assert "usage: rlcore" in result.stdout
+def test_help_for_every_top_level_command(args, capsys):
+    code, out, err = _in_process(capsys, *args, "--help")
+    assert code == 0, err
+    assert "usage: rlcore" in out
 
 
 @pytest.mark.parametrize("group, name", _plugin_commands())
-def test_help_for_every_plugin(group, name):
-    result = run_cli(group, name, "--help")
-    assert result.returncode == 0, result.stderr
-    assert f"usage: rlcore {group} {name}" in result.stdout
+def test_help_for_every_plugin(group, name, capsys):
+    code, out, err = _in_process(capsys, group, name, "--help")
+    assert code == 0, err
+    assert f"usage: rlcore {group} {name}" in out
 
 
 def test_plugins_are_registered():
@@ -64,14 +76,14 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("name, make_args, message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
-def test_bad_input_gives_one_clear_line(tmp_path, name, make_args, message):
+def test_bad_input_gives_one_clear_line(tmp_path, capsys, name, make_args, message):
     run_dir = tmp_path / "run"
-    result = run_cli("train", "toy", *make_args(tmp_path), "--run-dir", str(run_dir))
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    code, out, err = _in_process(capsys, "train", "toy", *make_args(tmp_path), "--run-dir", str(run_dir))
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert message in lines[0]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in err
     assert not (run_dir / "checkpoints").exists(), "a failed start must not leave checkpoints behind"
 
 

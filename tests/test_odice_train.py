@@ -132,7 +132,7 @@ def _scores(run_dir):
 SMALL_NETS = {"odice": ["v_hidden=[64,64]"], "bc": [], "iql": ["hidden=[64,64]"]}
 
 
-@pytest.mark.parametrize("algo", ["odice", "bc", "iql"])
+@pytest.mark.parametrize("algo", ["odice", *(pytest.param(a, marks=pytest.mark.slow) for a in ("bc", "iql"))])
 def test_short_training_improves_over_first_evaluation(tmp_path, algo):
     run_dir = tmp_path / algo
     nets = [arg for a in SMALL_NETS[algo] + ["policy_hidden=[64,64]"] for arg in ("--set", a)]
@@ -174,7 +174,7 @@ def _final_policy(run_dir):
     return state["algo"]["policy"], state["algo"]["value"]
 
 
-@pytest.mark.parametrize("kill_after_lines", [2, 9])
+@pytest.mark.parametrize("kill_after_lines", [pytest.param(2, marks=pytest.mark.slow), 9])
 def test_kill9_and_resume_is_bit_identical(tmp_path, kill_after_lines):
     args = ["--config", DEMO, *TINY, "--set", "max_steps=400", "--set", "eval_every=100", "--set", "log_every=20",
             "--set", "ckpt_every=30"]
