@@ -28,8 +28,10 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -208,18 +210,48 @@ def run_in_process(run: RunSpec) -> tuple[bool, str]:
     return code == 0, _last_line(err.getvalue()) if code else ""
 
 
+_CHILDREN: set[subprocess.Popen] = set()
+"""Training processes started by :func:`run_subprocess` and still running (stopped when the sweep stops)."""
+_STOPPING = threading.Event()
+"""Set while a sweep stops: no new training starts and no killed one is retried."""
+
+
 def run_subprocess(run: RunSpec, threads: int) -> tuple[bool, str]:
     """Run one training as ``python -m rlcore ...``; a run killed by a signal is retried once from its checkpoint."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     for attempt in range(2):
-        proc = subprocess.run([sys.executable, "-m", "rlcore", *_argv_for_attempt(run)], capture_output=True,
-                              text=True, env=env)
+        if _STOPPING.is_set():
+            return False, "the sweep was stopped"
+        with subprocess.Popen([sys.executable, "-m", "rlcore", *_argv_for_attempt(run)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) as proc:
+            _CHILDREN.add(proc)
+            if _STOPPING.is_set():  # started while stop_children ran
+                proc.terminate()
+            try:
+                _, stderr = proc.communicate()
+            finally:
+                _CHILDREN.discard(proc)
         if proc.returncode == 0:
             return True, ""
         if proc.returncode >= 0 or attempt == 1:
             how = f"exit code {proc.returncode}" if proc.returncode >= 0 else f"killed by signal {-proc.returncode}"
-            return False, f"{how}: {_last_line(proc.stderr)}"
+            return False, f"{how}: {_last_line(stderr)}"
     return False, "unreachable"
+
+
+def stop_children(grace_s: float = 10.0) -> None:
+    """SIGTERM every training this process started, SIGKILL those still alive after ``grace_s``: a stopped sweep
+    leaves no run writing behind it (they resume from their checkpoints next time)."""
+    _STOPPING.set()
+    children = list(_CHILDREN)
+    for proc in children:
+        proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in children:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _last_line(text: str) -> str:
@@ -244,6 +276,7 @@ def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend,
             progress: bool = True) -> dict[str, dict[str, Any]]:
     """Run every unfinished run; returns ``{run_dir: {"status": done|failed|skipped, "error": ...}}``."""
     status: dict[str, dict[str, Any]] = {}
+    _STOPPING.clear()
     todo = []
     for run in runs:
         if is_finished(run):
@@ -302,6 +335,7 @@ def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend,
             if pool is not None:
                 pool.shutdown()
     finally:
+        stop_children()
         bar.close()
     return status
 
@@ -324,6 +358,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(args: argparse.Namespace) -> int:
     spec, base, algo = load_spec(args.spec)
     if args.backend:
@@ -337,7 +375,11 @@ def _run(args: argparse.Namespace) -> int:
         for run in runs:
             print(f"{'done   ' if is_finished(run) else 'pending'} rlcore {' '.join(run.argv)}")
         return 0
-    status = execute(runs, spec, out, spec.backend)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # e.g. a scheduler's stop: end the runs, then exit
+    try:
+        status = execute(runs, spec, out, spec.backend)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     failed = [k for k, v in status.items() if v["status"] == "failed"]
     done = sum(v["status"] in ("done", "skipped") for v in status.values())
     print(f"sweep {out}: {done}/{len(runs)} runs finished, {len(failed)} failed")

@@ -7,13 +7,15 @@ import json
 import math
 import struct
 import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 from conftest import REPO, run_cli
 
 from rlcore import ablate
-from rlcore.ablate import load_spec, plan
+from rlcore.ablate import is_finished, load_spec, plan
 from rlcore.errors import ConfigError
 from rlcore.report import mean_stderr, write_report
 
@@ -135,21 +137,44 @@ def test_killed_run_is_retried_from_its_checkpoint(tmp_path, monkeypatch):
     spec, base, algo = load_spec(_spec(tmp_path, seeds=[0]))
     (run,) = plan(spec, base, algo, tmp_path / "o")
     calls = []
-    real_run = subprocess.run
+    real_popen = subprocess.Popen
 
-    def fake_run(cmd, **kw):
-        calls.append(cmd)
-        if len(calls) == 1:
-            return subprocess.CompletedProcess(cmd, -9, "", "")
-        return real_run(cmd, **kw)
+    class KilledOnce(real_popen):  # the first training is SIGKILLed as soon as it starts
+        def __init__(self, cmd, **kw):
+            super().__init__(cmd, **kw)
+            calls.append(cmd)
+            if len(calls) == 1:
+                self.kill()
 
-    monkeypatch.setattr(ablate.subprocess, "run", fake_run)
+    monkeypatch.setattr(ablate.subprocess, "Popen", KilledOnce)
     ok, error = ablate.run_subprocess(run, threads=1)
     assert ok, error
-    assert len(calls) == 2
-    monkeypatch.setattr(ablate.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, -9, "", ""))
+    assert len(calls) == 2 and is_finished(run)
+
+    class AlwaysKilled(real_popen):
+        def __init__(self, cmd, **kw):
+            super().__init__(cmd, **kw)
+            self.kill()
+
+    monkeypatch.setattr(ablate.subprocess, "Popen", AlwaysKilled)
     ok_never, error_never = ablate.run_subprocess(run, threads=1)
     assert not ok_never and "killed by signal 9" in error_never
+
+
+def test_sigterm_stops_the_sweep_and_its_trainings(tmp_path):
+    out = tmp_path / "o"
+    spec = _spec(tmp_path, set={**TINY, "max_steps": 100_000, "eval_every": 50_000, "ckpt_every": 50_000},
+                 backend="process", workers=2)
+    proc = subprocess.Popen([sys.executable, "-m", "rlcore", "ablate", str(spec), "--out", str(out)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.rglob("metrics.jsonl"))) < 2:
+        time.sleep(0.2)
+    assert len(list(out.rglob("metrics.jsonl"))) == 2, "the two trainings never started"
+    proc.terminate()
+    assert proc.wait(timeout=60) == 130
+    alive = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert not alive, f"trainings left running after the sweep stopped: {alive}"
 
 
 # ---------------------------------------------------------------------------------------------------------------

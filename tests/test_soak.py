@@ -50,6 +50,7 @@ def _assert_equal(a, b, path="algo"):
         assert a == b, path
 
 
+@pytest.mark.timeout(3600)  # 21 trainings each
 @pytest.mark.parametrize("job", list(JOBS))
 def test_random_kills_then_resume_are_bit_identical(tmp_path, job):
     args = JOBS[job]
