@@ -375,11 +375,13 @@ def _run(args: argparse.Namespace) -> int:
         for run in runs:
             print(f"{'done   ' if is_finished(run) else 'pending'} rlcore {' '.join(run.argv)}")
         return 0
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # e.g. a scheduler's stop: end the runs, then exit
+    main_thread = threading.current_thread() is threading.main_thread()  # only there may handlers be set
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # e.g. a scheduler's stop
     try:
         status = execute(runs, spec, out, spec.backend)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     failed = [k for k, v in status.items() if v["status"] == "failed"]
     done = sum(v["status"] in ("done", "skipped") for v in status.values())
     print(f"sweep {out}: {done}/{len(runs)} runs finished, {len(failed)} failed")
