@@ -6,10 +6,11 @@ batch 256; 1 thread by default). The baseline is an idiomatic PyTorch version of
 backward passes over flattened gradients, a host sync for the projection coefficient, torch.optim.Adam with its
 default implementation, and a MultivariateNormal policy log-likelihood.
 
-    python benchmarks/odice.py [--quick] [--threads 1] [--device cpu]
+    python benchmarks/odice.py [--quick] [--threads 1] [--device cpu] [--no-compile]
 
 The last line printed is one JSON object: reference_recipe_updates_per_s, ours_updates_per_s, speedup,
-seeds5_cost_vs_1 (time of one 5-seed update / time of one 1-seed update), and the settings.
+seeds5_cost_vs_1 (time of one 5-seed update / time of one 1-seed update), the same three for ``compile=true``
+(compiled_updates_per_s, compiled_speedup, compiled_seeds5_cost_vs_1; compile warm-up excluded), and the settings.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer updates (about a minute on 2 cores)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (saves its warm-up)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -167,11 +169,16 @@ def main() -> None:
     ours = ODICE(ODICEConfig(seed=0), OBS, ACT, device=device)
     ours5 = ODICE(ODICEConfig(seeds=[0, 1, 2, 3, 4]), OBS, ACT, device=device)
     columns = ("observations", "actions", "rewards", "next_observations", "terminals")
-    t = time_interleaved({
+    runs = {
         "reference": (lambda b: reference.update(*(b[k][0] for k in columns)), one_seed),
         "ours": (ours.update, one_seed),
         "ours5": (ours5.update, five_seeds),
-    }, repeats, device)
+    }
+    if not args.no_compile:
+        compiled = ODICE(ODICEConfig(seed=0, compile=True), OBS, ACT, device=device)
+        compiled5 = ODICE(ODICEConfig(seeds=[0, 1, 2, 3, 4], compile=True), OBS, ACT, device=device)
+        runs.update(compiled=(compiled.update, one_seed), compiled5=(compiled5.update, five_seeds))
+    t = time_interleaved(runs, repeats, device)
     t_ref, t_ours, t_ours5 = t["reference"], t["ours"], t["ours5"]
     nonzero = float(ours.update(one_seed[0])["weight_nonzero"])
 
@@ -185,11 +192,19 @@ def main() -> None:
         "speedup": round(t_ref / t_ours, 3),
         "ours_5seeds_updates_per_s": round(1 / t_ours5, 2),
         "seeds5_cost_vs_1": round(t_ours5 / t_ours, 3),
+        **({} if args.no_compile else {
+            "compiled_updates_per_s": round(1 / t["compiled"], 2),
+            "compiled_speedup": round(t_ref / t["compiled"], 3),
+            "compiled_seeds5_cost_vs_1": round(t["compiled5"] / t["compiled"], 3),
+        }),
         "policy_rows_with_nonzero_weight": round(nonzero, 3),
         "skip_zero_weight_rows": ours.skip_zero_weight_rows,
     }
     print(f"reference recipe: {1 / t_ref:.1f} updates/s; ours: {1 / t_ours:.1f} updates/s "
           f"({t_ref / t_ours:.2f}x); 5 seeds vectorised: {t_ours5 / t_ours:.2f}x the time of one")
+    if not args.no_compile:
+        print(f"compiled (compile=true): {1 / t['compiled']:.1f} updates/s ({t_ref / t['compiled']:.2f}x); "
+              f"5 seeds: {t['compiled5'] / t['compiled']:.2f}x the time of one")
     print(json.dumps(result))
 
 

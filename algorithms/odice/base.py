@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +11,7 @@ import torch
 from torch import nn
 
 from algorithms.odice.policy import GaussianPolicy
+from rlcore.errors import ConfigError
 
 Batch = Mapping[str, torch.Tensor]
 _PER_FEATURE = ("observations", "next_observations", "actions")
@@ -31,8 +34,8 @@ def clip_grad_norm_per_seed(params: list[torch.Tensor], max_norm: float | None) 
     """Gradient norm of each seed over ``params`` (all with a leading seed dimension), (K,); when ``max_norm`` is
     set, each seed's gradients are scaled down to at most that norm, independently of the other seeds."""
     grads = [p.grad for p in params if p.grad is not None]
-    squares = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(dim=1) for g in grads]).sum(dim=0)
-    norms = squares.sqrt()
+    per_tensor = torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1) for g in grads])
+    norms = torch.linalg.vector_norm(per_tensor, dim=0)  # no squared copy of the gradients
     if max_norm is not None:
         scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
         for g in grads:
@@ -50,6 +53,17 @@ class EnsembleAlgorithm:
 
     def modules(self) -> dict[str, nn.Module]:
         raise NotImplementedError
+
+    def compile_networks(self) -> None:
+        """``torch.compile`` every network in place (``cfg.compile``); parameters and state-dict keys are unchanged."""
+        if next(self.policy.parameters()).device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
+            raise ConfigError("compile=true on CPU needs a C++ compiler (g++, or $CXX): install one "
+                              "(e.g. apt-get install g++) or set compile=false")
+        # O-DICE backpropagates twice through V(s) (forward and mean-term gradients, retain_graph=True), which
+        # compiled backwards with donated buffers refuse; torch's error message names this switch as the fix.
+        torch._functorch.config.donated_buffer = False
+        for module in self.modules().values():
+            module.compile()
 
     def optimizers(self) -> dict[str, Any]:
         """Optimisers and schedulers (anything with state_dict / load_state_dict)."""

@@ -39,6 +39,8 @@ class BC(EnsembleAlgorithm):
         self.optimizer = make_adam(self.policy.parameters(), cfg.policy_lr, cfg.policy_weight_decay,
                                    fused=cfg.fused_optimizer)
         self.steps = 0
+        if cfg.compile:
+            self.compile_networks()
 
     def modules(self) -> dict[str, nn.Module]:
         return {"policy": self.policy}
@@ -79,6 +81,8 @@ class IQL(EnsembleAlgorithm):
                                           fused=cfg.fused_optimizer)
         self.policy_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.policy_optimizer, cfg.max_steps)
         self.steps = 0
+        if cfg.compile:
+            self.compile_networks()
 
     def modules(self) -> dict[str, nn.Module]:
         return {"value": self.value, "q": self.q, "q_target": self.q_target, "policy": self.policy}

@@ -69,6 +69,9 @@ class OfflineConfig(TrainConfig):
     more threads than free cores slow them down several times)."""
     fused_optimizer: bool = True
     """Use torch's fused Adam kernels (same maths as the for-loop Adam, fewer passes over memory)."""
+    compile: bool = False
+    """torch.compile every network (inductor): fuses each layer's LayerNorm/ReLU passes, forward and backward.
+    Same maths up to float rounding; costs a warm-up of tens of seconds; on CPU it needs a C++ compiler."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

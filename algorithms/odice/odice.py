@@ -61,6 +61,8 @@ class ODICE(EnsembleAlgorithm):
         self.skip_zero_weight_rows = cfg.skip_zero_weight_rows == "on" or (
             cfg.skip_zero_weight_rows == "auto" and torch.device(device).type == "cpu")
         self.steps = 0
+        if cfg.compile:
+            self.compile_networks()
 
     # ------------------------------------------------------------------------------------------------------------
     # value learning
