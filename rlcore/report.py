@@ -55,6 +55,15 @@ class CellResult:
     series: list[Series] = field(default_factory=list)
     geometry: dict[str, list[Series]] = field(default_factory=dict)
     tasks: set[str] = field(default_factory=set)
+    max_steps: int | None = None
+    """The runs' planned number of steps (``max_steps`` in their config)."""
+    logged_steps: list[int] = field(default_factory=list)
+    """The last step each run logged anything at."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether every run reached ``max_steps`` (a run still going, or stopped, has not)."""
+        return self.max_steps is None or all(step >= self.max_steps for step in self.logged_steps)
 
 
 def mean_stderr(values: list[float]) -> tuple[float, float]:
@@ -87,7 +96,10 @@ def collect(root: Path, metric: str) -> list[CellResult]:
         config = read_yaml(run / CONFIG_FILE)
         if config.get("task"):
             cell.tasks.add(str(config["task"]))
+        if config.get("max_steps") is not None:
+            cell.max_steps = int(config["max_steps"])
         records = read_metrics(run)
+        cell.logged_steps.append(max((int(r["step"]) for r in records if "step" in r), default=0))
         seeds = config.get("seeds") or [config.get("seed", 0)]
         vectorised = len(seeds) > 1
         for s in seeds:
@@ -117,11 +129,18 @@ def _fmt(mean: float, err: float) -> str:
     return f"{mean:.2f}" if math.isnan(err) else f"{mean:.2f} ± {err:.2f}"
 
 
-def table_rows(cells: list[CellResult]) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
-    """Header, formatted markdown rows and raw CSV rows of the results table."""
+def _step_cell(c: CellResult) -> str:
+    last_step = min(s.points[-1][0] for s in c.series)
+    return str(last_step) if c.finished else f"{last_step} (unfinished: {max(c.logged_steps)} of {c.max_steps})"
+
+
+def table_rows(cells: list[CellResult], with_best: bool = True
+               ) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+    """Header, formatted markdown rows and raw CSV rows of the results table (``with_best``: add the maximum
+    over evaluations, which means something for scores, not for diagnostics)."""
     refs = {c.name: reference_scores(c.tasks) for c in cells}
     ref_labels = sorted({label for r in refs.values() for label in r})
-    header = ["cell", "seeds", "last (mean ± se)", "best (mean ± se)", *ref_labels]
+    header = ["cell", "seeds", "step", "last (mean ± se)", *(["best (mean ± se)"] if with_best else []), *ref_labels]
     rows, raw = [], []
     for c in cells:
         if not c.series:
@@ -129,11 +148,18 @@ def table_rows(cells: list[CellResult]) -> tuple[list[str], list[list[str]], lis
         last = mean_stderr([s.last for s in c.series])
         best = mean_stderr([s.best for s in c.series])
         ref_cells = [f"{refs[c.name][label]:.1f}" if label in refs[c.name] else "" for label in ref_labels]
-        rows.append([c.name, str(len(c.series)), _fmt(*last), _fmt(*best), *ref_cells])
-        raw.append({"cell": c.name, "seeds": len(c.series), "last_mean": last[0], "last_stderr": last[1],
-                    "best_mean": best[0], "best_stderr": best[1], **{label: refs[c.name].get(label, "")
-                                                                       for label in ref_labels}})
+        rows.append([c.name, str(len(c.series)), _step_cell(c), _fmt(*last), *([_fmt(*best)] if with_best else []),
+                     *ref_cells])
+        raw.append({"cell": c.name, "seeds": len(c.series), "last_step": min(s.points[-1][0] for s in c.series),
+                    "finished": c.finished, "last_mean": last[0], "last_stderr": last[1],
+                    **({"best_mean": best[0], "best_stderr": best[1]} if with_best else {}),
+                    **{label: refs[c.name].get(label, "") for label in ref_labels}})
     return header, rows, raw
+
+
+def _has_best(metric: str) -> bool:
+    """Scores (eval/*) get a "best" column; training and geometry diagnostics do not."""
+    return metric.startswith("eval/")
 
 
 def _mean_curve(series: list[Series]) -> tuple[list[int], list[float], list[float]]:
@@ -240,18 +266,21 @@ def write_report(root: str | Path, metric: str = "eval/normalized_score") -> Pat
                             if k not in ("step", "time")})
         hint = f"; metrics found: {', '.join(available[:12])}" if available else "; no runs with metrics.jsonl"
         raise UserError(f"no run under '{root}' logged '{metric}'{hint}. Choose one with --metric")
-    header, rows, raw = table_rows(cells)
+    header, rows, raw = table_rows(cells, with_best=_has_best(metric))
     plot_curves(cells, metric, root / "learning_curves.png")
     plot_final(cells, metric, root / "final_scores.png")
     has_geometry = plot_geometry(cells, root / "geometry.png")
 
     lines = [f"# Report: {root.name}", "", f"Metric `{metric}`: \"last\" is the value at the final evaluation, "
-             "\"best\" the maximum over evaluations; mean ± standard error over seeds.", ""]
+             "\"best\" (scores only) the maximum over evaluations; mean ± standard error over seeds. \"step\" is "
+             "the step of the last value; a cell marked unfinished is still running or was stopped before its "
+             "max_steps, and its \"last\" is the latest value so far.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     raw = [{"metric": metric, **r} for r in raw]
     for name in extra:
-        more_header, more_rows, more_raw = table_rows([c for c in collect(root, name) if c.series])
+        more_header, more_rows, more_raw = table_rows([c for c in collect(root, name) if c.series],
+                                                      with_best=_has_best(name))
         lines += ["", f"Metric `{name}`:", "", "| " + " | ".join(more_header) + " |", "|" + "---|" * len(more_header)]
         lines += ["| " + " | ".join(r) + " |" for r in more_rows]
         raw += [{"metric": name, **r} for r in more_raw]

@@ -199,13 +199,16 @@ def test_report_numbers_equal_hand_computation(tmp_path):
     for (cell, seed), values in curves.items():
         records = [{"step": 100 * (i + 1), m: v, "train/loss": 1.0} for i, v in enumerate(values)]
         records.insert(1, {"step": 150, "train/loss": 0.5, "geom/mean_cosine": 0.1 * seed})
-        _fake_run(tmp_path / cell / f"seed_{seed}", {"algo": "x", "seed": seed}, records)
+        # cell b planned 500 steps and stopped at 300: the table must say so
+        config = {"algo": "x", "seed": seed, "max_steps": 500 if cell == "b" else 300}
+        _fake_run(tmp_path / cell / f"seed_{seed}", config, records)
     # a vectorised run (two seeds in one run) in cell c
     _fake_run(tmp_path / "c" / "seeds_0-1", {"algo": "x", "seeds": [0, 1]},
               [{"step": 100, f"{m}/seed0": 1.0, f"{m}/seed1": 3.0, m: 2.0},
                {"step": 200, f"{m}/seed0": 5.0, f"{m}/seed1": 2.0, m: 3.5}])
-    report = write_report(tmp_path, m)
-    rows = {r["cell"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
+    report = write_report(tmp_path, f"{m},geom/mean_cosine")
+    all_rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    rows = {r["cell"]: r for r in all_rows if r["metric"] == m}
     last_a = [20, 40, 7]
     best_a = [30, 40, 7]
     mean = sum(last_a) / 3
@@ -217,7 +220,13 @@ def test_report_numbers_equal_hand_computation(tmp_path):
     assert math.isnan(float(rows["b"]["last_stderr"]))
     assert float(rows["c"]["last_mean"]) == pytest.approx(3.5) and float(rows["c"]["best_mean"]) == pytest.approx(4.0)
     text = report.read_text()
-    assert "| a | 3 | 22.33 ± 9.60 |" in text
+    assert "| a | 3 | 300 | 22.33 ± 9.60 | 25.67 ± 9.77 |" in text
+    assert "| b | 1 | 300 (unfinished: 300 of 500) | 45.00 | 50.00 |" in text
+    assert rows["a"]["finished"] == "True" and rows["b"]["finished"] == "False" and rows["c"]["finished"] == "True"
+    geom = [r for r in all_rows if r["metric"] == "geom/mean_cosine"]
+    assert len(geom) == 2 and all(r["best_mean"] == "" for r in geom), "no 'best' for a diagnostic"
+    assert "| cell | seeds | step | last (mean ± se) |\n" in text, "the geom table has no best column"
+    assert "| a | 3 | 150 | 0.10 ± 0.06 |" in text, "a mid-run diagnostic: finished all the same"
     for png in ("learning_curves.png", "final_scores.png", "geometry.png"):
         w, h = _png_size(tmp_path / png)
         assert w >= 400 and h >= 300, png
