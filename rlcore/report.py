@@ -2,8 +2,9 @@
 
 For each cell (a folder of ``seed_<s>`` runs, or a single run directory) and a metric such as
 ``eval/normalized_score`` it reports, over seeds, the mean and standard error of the "last" value (at the final
-evaluation) and the "best" value (maximum over evaluations), following CORL's convention. A run that trained
-K seeds vectorised logs ``<metric>/seed<s>`` per seed; those count as K seeds.
+evaluation) and the "best" value (maximum over evaluations, for eval/* scores), following CORL's convention, and
+marks cells whose runs have not reached their ``max_steps``. A run that trained K seeds vectorised logs
+``<metric>/seed<s>`` per seed; those count as K seeds.
 
 Writes ``report.md`` and ``report.csv``, plus ``learning_curves.png`` (mean with a shaded standard error),
 ``final_scores.png`` (last and best per cell) and, when runs logged ``geom/*`` diagnostics, ``geometry.png``.
@@ -129,8 +130,7 @@ def _fmt(mean: float, err: float) -> str:
     return f"{mean:.2f}" if math.isnan(err) else f"{mean:.2f} ± {err:.2f}"
 
 
-def _step_cell(c: CellResult) -> str:
-    last_step = min(s.points[-1][0] for s in c.series)
+def _step_cell(c: CellResult, last_step: int) -> str:
     return str(last_step) if c.finished else f"{last_step} (unfinished: {max(c.logged_steps)} of {c.max_steps})"
 
 
@@ -147,10 +147,11 @@ def table_rows(cells: list[CellResult], with_best: bool = True
             continue
         last = mean_stderr([s.last for s in c.series])
         best = mean_stderr([s.best for s in c.series])
+        last_step = min(s.points[-1][0] for s in c.series)
         ref_cells = [f"{refs[c.name][label]:.1f}" if label in refs[c.name] else "" for label in ref_labels]
-        rows.append([c.name, str(len(c.series)), _step_cell(c), _fmt(*last), *([_fmt(*best)] if with_best else []),
-                     *ref_cells])
-        raw.append({"cell": c.name, "seeds": len(c.series), "last_step": min(s.points[-1][0] for s in c.series),
+        rows.append([c.name, str(len(c.series)), _step_cell(c, last_step), _fmt(*last),
+                     *([_fmt(*best)] if with_best else []), *ref_cells])
+        raw.append({"cell": c.name, "seeds": len(c.series), "last_step": last_step,
                     "finished": c.finished, "last_mean": last[0], "last_stderr": last[1],
                     **({"best_mean": best[0], "best_stderr": best[1]} if with_best else {}),
                     **{label: refs[c.name].get(label, "") for label in ref_labels}})
