@@ -228,7 +228,10 @@ def run_subprocess(run: RunSpec, threads: int) -> tuple[bool, str]:
             if _STOPPING.is_set():  # started while stop_children ran
                 proc.terminate()
             try:
-                _, stderr = proc.communicate()
+                stderr = _stderr_when_done(proc)
+            except BaseException:  # e.g. the KeyboardInterrupt of a cancelled Ray task: end the training too
+                _end([proc])
+                raise
             finally:
                 _CHILDREN.discard(proc)
         if proc.returncode == 0:
@@ -239,15 +242,29 @@ def run_subprocess(run: RunSpec, threads: int) -> tuple[bool, str]:
     return False, "unreachable"
 
 
+def _stderr_when_done(proc: subprocess.Popen) -> str:
+    """Wait for ``proc`` and return its stderr, waking once a second: an interrupt raised in this thread from
+    outside (Ray's cancel of a running task) only lands while Python code runs, never inside a blocking wait."""
+    while True:
+        try:
+            return proc.communicate(timeout=1.0)[1]
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def stop_children(grace_s: float = 10.0) -> None:
     """SIGTERM every training this process started, SIGKILL those still alive after ``grace_s``: a stopped sweep
     leaves no run writing behind it (they resume from their checkpoints next time)."""
     _STOPPING.set()
-    children = list(_CHILDREN)
-    for proc in children:
+    _end(list(_CHILDREN), grace_s)
+
+
+def _end(processes: list[subprocess.Popen], grace_s: float = 10.0) -> None:
+    """SIGTERM ``processes``, then SIGKILL those still alive after ``grace_s``."""
+    for proc in processes:
         proc.terminate()
     deadline = time.monotonic() + grace_s
-    for proc in children:
+    for proc in processes:
         try:
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -259,17 +276,42 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def _ray_runner(threads: int) -> Callable[[RunSpec], Future]:
-    try:
-        import ray
-    except ImportError as e:
-        raise UserError("backend ray needs the ray package: pip install 'ray[default]', or use "
-                        "--backend process") from e
-    if not ray.is_initialized():
-        # RAY_ADDRESS points at a cluster; without it a local instance is started
-        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=threads)(run_subprocess)
-    return lambda run: remote.remote(run, threads).future()
+class _RayRunner:
+    """Submits runs as Ray tasks (``run_subprocess`` on a worker); ``cancel`` ends the unfinished ones."""
+
+    def __init__(self, threads: int):
+        try:
+            import ray
+        except ImportError as e:
+            raise UserError("backend ray needs the ray package: pip install 'ray[default]', or use "
+                            "--backend process") from e
+        if not ray.is_initialized():
+            on_sigterm = signal.getsignal(signal.SIGTERM)
+            # RAY_ADDRESS points at a cluster; without it a local instance is started
+            ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
+            if threading.current_thread() is threading.main_thread():
+                # ray.init replaces the SIGTERM handler (at the C level too, where it aborts the driver); put ours
+                # back, so that a stopped sweep cancels its tasks and their trainings like the process backend
+                signal.signal(signal.SIGTERM, on_sigterm)
+        self._ray, self._threads = ray, threads
+        self._remote = ray.remote(num_cpus=threads)(run_subprocess)
+        self._refs: list[Any] = []
+
+    def __call__(self, run: RunSpec) -> Future:
+        ref = self._remote.remote(run, self._threads)
+        self._refs.append(ref)
+        return ref.future()
+
+    def cancel(self, grace_s: float = 15.0) -> None:
+        """Cancel every unfinished task (a running one gets KeyboardInterrupt and ends its training), then wait up
+        to ``grace_s`` for them, so that no training outlives the sweep."""
+        if not self._refs:
+            return
+        _, unfinished = self._ray.wait(self._refs, num_returns=len(self._refs), timeout=0)
+        for ref in unfinished:
+            self._ray.cancel(ref)
+        if unfinished:
+            self._ray.wait(unfinished, num_returns=len(unfinished), timeout=grace_s)
 
 
 def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend,
@@ -300,6 +342,7 @@ def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend,
         write_status(out, spec, status)
 
     write_status(out, spec, status)
+    ray_runner = None
     try:
         if backend == "sequential":
             for run in todo:
@@ -312,7 +355,7 @@ def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend,
             submit: Callable[[RunSpec], Future]
             pool = None
             if backend == "ray":
-                submit = _ray_runner(spec.threads_per_worker)
+                submit = ray_runner = _RayRunner(spec.threads_per_worker)
             else:
                 pool = ThreadPoolExecutor(max_workers=spec.workers)
                 submit = lambda run: pool.submit(run_subprocess, run, spec.threads_per_worker)  # noqa: E731
@@ -335,6 +378,8 @@ def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend,
             if pool is not None:
                 pool.shutdown()
     finally:
+        if ray_runner is not None:
+            ray_runner.cancel()
         stop_children()
         bar.close()
     return status

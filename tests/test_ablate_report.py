@@ -161,13 +161,16 @@ def test_killed_run_is_retried_from_its_checkpoint(tmp_path, monkeypatch):
     assert not ok_never and "killed by signal 9" in error_never
 
 
-def test_sigterm_stops_the_sweep_and_its_trainings(tmp_path):
+@pytest.mark.parametrize("backend", ["process", pytest.param("ray", marks=pytest.mark.slow)])
+def test_sigterm_stops_the_sweep_and_its_trainings(tmp_path, backend):
+    if backend == "ray":
+        pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
     out = tmp_path / "o"
     spec = _spec(tmp_path, set={**TINY, "max_steps": 100_000, "eval_every": 50_000, "ckpt_every": 50_000},
-                 backend="process", workers=2)
+                 backend=backend, workers=2)
     proc = subprocess.Popen([sys.executable, "-m", "rlcore", "ablate", str(spec), "--out", str(out)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while time.time() < deadline and len(list(out.rglob("metrics.jsonl"))) < 2:
         time.sleep(0.2)
     assert len(list(out.rglob("metrics.jsonl"))) == 2, "the two trainings never started"
