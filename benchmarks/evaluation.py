@@ -1,4 +1,4 @@
-"""Evaluation speed: ``envs.offline.evaluate`` (episodes in lockstep, one batched policy call per step) against a
+"""Evaluation speed: ``rlcore.envs.offline.evaluate`` (episodes in lockstep, one batched policy call per step) against a
 sequential loop (one episode after another, one policy call per step), 10 episodes each, same policy and seeds,
 compared as wall time per environment step.
 
@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from envs.offline import SB3Actor, evaluate  # noqa: E402
-from envs.offline.evaluation import sequential_returns  # noqa: E402
+from rlcore.envs.offline import SB3Actor, evaluate  # noqa: E402
+from rlcore.envs.offline.evaluation import sequential_returns  # noqa: E402
 
 EPISODES = 10
 AGENT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "agents" / "tqc-hopper" / "Hopper-v3.zip"

@@ -22,10 +22,9 @@ import statistics
 import time
 
 import torch
+from rlcore.algorithms.odice import ODICE, ODICEConfig
+from rlcore.algorithms.odice.losses import f_star
 from torch import nn
-
-from algorithms.odice import ODICE, ODICEConfig
-from algorithms.odice.losses import f_star
 
 OBS, ACT, BATCH = 11, 3, 256
 

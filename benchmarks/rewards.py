@@ -17,7 +17,7 @@ from pathlib import Path
 def _workload(n: int) -> tuple[list[str], list[str]]:
     folder = os.environ.get("RLCORE_MATH_DATA", str(Path(__file__).resolve().parents[2] / "shared/data/math"))
     if Path(folder, "math500.jsonl").is_file():
-        from envs.reasoning import load_math_dataset
+        from rlcore.envs.reasoning import load_math_dataset
 
         records = load_math_dataset("math500", data_dir=folder, limit=n)
         return [r.metadata["solution"] for r in records], [r.answer for r in records]
@@ -33,8 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.n, args.repeats = 100, 3
-    from envs.reasoning import score_completions
-    from envs.reasoning.verifier import shared_pool
+    from rlcore.envs.reasoning import score_completions
+    from rlcore.envs.reasoning.verifier import shared_pool
 
     completions, answers = _workload(args.n)
     shared_pool(args.workers)  # start every worker before timing

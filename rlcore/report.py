@@ -20,12 +20,12 @@ import io
 import math
 import re
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from rlcore.checkpoint import atomic_write_text
 from rlcore.cli.commands import Command
+from rlcore.cli.registry import load, targets
 from rlcore.config import read_yaml
 from rlcore.errors import UserError
 from rlcore.logging import METRICS_FILE, read_metrics
@@ -121,8 +121,8 @@ def reference_scores(tasks: set[str]) -> dict[str, float]:
         return {}
     (task,) = tasks
     out: dict[str, float] = {}
-    for ep in metadata.entry_points(group="rlcore.reference_scores"):
-        out.update(ep.load()(task))
+    for target in targets("reference_scores").values():
+        out.update(load(target)(task))
     return out
 
 

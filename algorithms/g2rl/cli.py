@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from algorithms.g2rl.config import G2RLConfig
+from rlcore.algorithms.g2rl.config import G2RLConfig
+
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 
@@ -13,9 +14,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from algorithms.g2rl.shaping import make_shaper
-    from algorithms.grpo.cli import report
-    from algorithms.grpo.trainer import train
+    from rlcore.algorithms.g2rl.shaping import make_shaper
+    from rlcore.algorithms.grpo.cli import report
+    from rlcore.algorithms.grpo.trainer import train
 
     cfg = config_from_args(G2RLConfig, args, algo="g2rl")
     result = train(cfg, algo="g2rl", run_dir=args.run_dir, resume=args.resume, make_shaper=make_shaper)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from algorithms.grpo.config import GRPOConfig
+from rlcore.algorithms.grpo.config import GRPOConfig
+
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
 from rlcore.geometry import SCALE_MODES

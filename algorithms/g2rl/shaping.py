@@ -1,6 +1,6 @@
 """Reward shapers for the GRPO trainer's hook: G2RL (gradient-feature novelty) and EVOL-RL-style semantic novelty.
 
-Both see one step's groups (``algorithms.grpo.shaping.Groups``) and return shaped rewards that the trainer then
+Both see one step's groups (``rlcore.algorithms.grpo.shaping.Groups``) and return shaped rewards that the trainer then
 standardises within each group. The entropy-bonus baseline needs no shaper: it is ``entropy_coef`` in the loss.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from rlcore.algorithms.grpo.shaping import Groups
 from torch import Tensor
 
-from algorithms.grpo.shaping import Groups
 from rlcore.geometry import cosine_matrix, scale_rewards
 from rlcore.geometry.similarity import pair_mask
 
@@ -124,7 +124,7 @@ class EvolShaper:
 
 
 def make_shaper(cfg: Any, dist: Any) -> G2RLShaper | EvolShaper:
-    """The shaper a :class:`algorithms.g2rl.config.G2RLConfig` asks for."""
+    """The shaper a :class:`rlcore.algorithms.g2rl.config.G2RLConfig` asks for."""
     if cfg.shaping == "evol":
         embedder = TextEmbedder(cfg.embedding_model, dist.device, cfg.embedding_max_tokens) \
             if cfg.embedding_model else None

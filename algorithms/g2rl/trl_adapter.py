@@ -3,7 +3,7 @@
 Usage (the same arguments as ``trl.GRPOTrainer``, plus the G2RL settings)::
 
     from trl import GRPOConfig
-    from algorithms.g2rl.trl_adapter import G2RLGRPOTrainer
+    from rlcore.algorithms.g2rl.trl_adapter import G2RLGRPOTrainer
 
     trainer = G2RLGRPOTrainer(model="path/to/model", reward_funcs=my_reward, train_dataset=dataset,
                               args=GRPOConfig(output_dir="out", num_generations=8, beta=0.001),
@@ -31,8 +31,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 
-from algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from rlcore.geometry import SCALE_MODES, cosine_matrix, novelty_scores, pairwise_stats, scale_rewards
 from rlcore.llm import lm_head_weight
 

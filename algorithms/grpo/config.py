@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from algorithms.grpo.losses import ADVANTAGE_STDS, AGGREGATIONS, AdvantageStd, Aggregation
+from rlcore.algorithms.grpo.losses import ADVANTAGE_STDS, AGGREGATIONS, AdvantageStd, Aggregation
+
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
 from rlcore.run import TrainConfig
@@ -24,7 +25,7 @@ class GRPOConfig(TrainConfig):
     """Policy: a save_pretrained directory, a hub id, 'tiny' (random tiny Qwen3) or 'tiny-arith' (the tiny Qwen3
     warm-started on the arithmetic toy task, built and cached on first use)."""
     dataset: str = "math_train"
-    """Training problems: a benchmark name of envs.reasoning (math_train = MATH train, 7.5k), a JSONL path, or
+    """Training problems: a benchmark name of rlcore.envs.reasoning (math_train = MATH train, 7.5k), a JSONL path, or
     'arith' (the toy task; 'arith-heldout' draws other problems)."""
     eval_dataset: str = "aime25"
     """Held-out problems for periodic pass@k (the paper tracks AIME25 during training); '' disables evaluation."""
@@ -35,7 +36,7 @@ class GRPOConfig(TrainConfig):
     eval_limit: int = 0
     """Evaluate only the first N held-out problems (0 = all; the toy task generates N, default 64)."""
     arith_kinds: list[str] = dataclasses.field(default_factory=lambda: ["sum", "expr"])
-    """Problem kinds of the toy task ('sum', 'expr'; see envs.reasoning.arith)."""
+    """Problem kinds of the toy task ('sum', 'expr'; see rlcore.envs.reasoning.arith)."""
     arith_max_number: int = 9
     """Toy task: largest operand (sum targets lie in 4..2 * arith_max_number)."""
     prompt_format: Literal["chat", "plain"] = "chat"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from algorithms.grpo.data import Problems
-from envs.reasoning import benchmark_metrics, record_answer, score_records
-from envs.reasoning.rewards import REWARD_RANGES
+from rlcore.algorithms.grpo.data import Problems
+from rlcore.envs.reasoning import benchmark_metrics, record_answer, score_records
+from rlcore.envs.reasoning.rewards import REWARD_RANGES
+
 from rlcore.distributed import Distributed
 from rlcore.rollout import RolloutEngine, SamplingParams
 

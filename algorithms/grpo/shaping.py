@@ -3,7 +3,7 @@
 A shaper sees one step's groups (rewards, G2RL features Phi, novelty nu, pooled hidden states, texts) and
 returns shaped rewards of the same shape; the trainer then standardises them within each group
 (specs/g2rl.md section 5: shaping "applied within the groupwise standardization"). Plain GRPO has no shaper.
-G2RL and the EVOL-RL-style baseline are shapers (``algorithms.g2rl``).
+G2RL and the EVOL-RL-style baseline are shapers (``rlcore.algorithms.g2rl``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from rlcore.algorithms.grpo.losses import AdvantageStd, group_advantages
 from torch import Tensor
 
-from algorithms.grpo.losses import AdvantageStd, group_advantages
 from rlcore.geometry import cosine_matrix, pairwise_stats
 
 

@@ -27,16 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rlcore.algorithms.grpo.config import GRPOConfig
+from rlcore.algorithms.grpo.data import build_problems, load_records
+from rlcore.algorithms.grpo.evaluation import evaluate_policy
+from rlcore.algorithms.grpo.losses import grpo_loss, loss_units
+from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
+from rlcore.algorithms.grpo.shaping import Groups, RewardShaper, advantages_from, flat_groups, geometry_diagnostics
+from rlcore.envs.reasoning import record_answer, score_records
+from rlcore.envs.reasoning.rewards import REWARD_RANGES
 from torch import Tensor
 
-from algorithms.grpo.config import GRPOConfig
-from algorithms.grpo.data import build_problems, load_records
-from algorithms.grpo.evaluation import evaluate_policy
-from algorithms.grpo.losses import grpo_loss, loss_units
-from algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
-from algorithms.grpo.shaping import Groups, RewardShaper, advantages_from, flat_groups, geometry_diagnostics
-from envs.reasoning import record_answer, score_records
-from envs.reasoning.rewards import REWARD_RANGES
 from rlcore.distributed import Distributed
 from rlcore.errors import ConfigError
 from rlcore.geometry import novelty_scores
@@ -55,7 +55,7 @@ def resolve_model(cfg: GRPOConfig) -> str | Path:
 
         return tiny_qwen()
     if cfg.model == "tiny-arith":
-        from algorithms.grpo.warmstart import arith_warmstart
+        from rlcore.algorithms.grpo.warmstart import arith_warmstart
 
         return arith_warmstart(kinds=tuple(cfg.arith_kinds), max_number=cfg.arith_max_number)
     return cfg.model
@@ -91,7 +91,7 @@ def _apply_lora(model: Any, cfg: GRPOConfig) -> Any:
 class GRPOTrainer:
     """The GRPO algorithm object for :func:`rlcore.loop.train_loop`: ``update(prompt indices) -> metrics``.
 
-    ``shaper``: the reward-shaping hook (:class:`algorithms.grpo.shaping.RewardShaper`); None is plain GRPO.
+    ``shaper``: the reward-shaping hook (:class:`rlcore.algorithms.grpo.shaping.RewardShaper`); None is plain GRPO.
     """
 
     def __init__(self, cfg: GRPOConfig, dist: Distributed, shaper: RewardShaper | None = None):
@@ -388,7 +388,8 @@ def train(cfg: GRPOConfig, *, algo: str, run_dir: str | Path | None = None, resu
           make_shaper: Any = None) -> TrainResult:
     """Run (or resume) a GRPO training in this process, one of ``world_size`` when launched with torchrun or
     ``accelerate launch``. ``make_shaper(cfg, dist)`` builds the reward shaper (None: plain GRPO)."""
-    from algorithms.grpo.data import PromptSampler
+    from rlcore.algorithms.grpo.data import PromptSampler
+
     from rlcore.loop import train_loop
     from rlcore.run import default_run_dir
     from rlcore.runtime import seed_everything, set_threads

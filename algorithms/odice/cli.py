@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from algorithms.odice.config import BCConfig, IQLConfig, ODICEConfig
+from rlcore.algorithms.odice.config import BCConfig, IQLConfig, ODICEConfig
+
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 HELP = {
@@ -30,7 +31,7 @@ def _train_command(algo: str) -> Command:
                          "--task hopper-medium-v2 --dataset hopper_medium-v2.hdf5 --seeds 0,1,2")
 
     def run(args: argparse.Namespace) -> int:
-        from algorithms.odice.train import train
+        from rlcore.algorithms.odice.train import train
 
         values = {"task": args.task, "dataset": args.dataset, "env": args.env, "seeds": args.seeds}
         cfg = config_from_args(CONFIGS[algo], args, algo=algo, values=values)
@@ -48,7 +49,8 @@ def load_trained(run_dir: str | Path, checkpoint: str = "latest") -> tuple[Any, 
 
     ``checkpoint``: latest, best, or a step number.
     """
-    from algorithms.odice.train import ALGORITHMS
+    from rlcore.algorithms.odice.train import ALGORITHMS
+
     from rlcore.checkpoint import CheckpointManager
     from rlcore.config import load_config, read_yaml
     from rlcore.errors import UserError
@@ -82,9 +84,8 @@ def load_policy(run_dir: str | Path):
     """The ``rlcore.policies`` plugin: a run directory's latest policy on raw observations (seed index 0)."""
     import numpy as np
     import torch
-
-    from algorithms.odice.train import ActionScaler, policy_fn
-    from envs.offline import ObservationNormalizer
+    from rlcore.algorithms.odice.train import ActionScaler, policy_fn
+    from rlcore.envs.offline import ObservationNormalizer
 
     algo, _, extra = load_trained(run_dir)
     normalizer = ObservationNormalizer.from_state_dict(extra["normalizer"]) if extra["normalizer"] else None
@@ -102,9 +103,8 @@ def _eval_configure(parser: argparse.ArgumentParser) -> None:
 def _eval_run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
-
-    from algorithms.odice.train import ActionScaler, eval_seed, policy_fn, resolve_target
-    from envs.offline import ObservationNormalizer, evaluate
+    from rlcore.algorithms.odice.train import ActionScaler, eval_seed, policy_fn, resolve_target
+    from rlcore.envs.offline import ObservationNormalizer, evaluate
 
     algo, cfg, extra = load_trained(args.run_dir, args.checkpoint)
     normalizer = ObservationNormalizer.from_state_dict(extra["normalizer"]) if extra["normalizer"] else None

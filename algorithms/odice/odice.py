@@ -11,11 +11,9 @@ import copy
 from typing import Any
 
 import torch
-from torch import nn
-
-from algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
-from algorithms.odice.config import ODICEConfig
-from algorithms.odice.losses import (
+from rlcore.algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
+from rlcore.algorithms.odice.config import ODICEConfig
+from rlcore.algorithms.odice.losses import (
     backward_residual,
     drop_zero_weight_rows,
     f_star,
@@ -24,7 +22,9 @@ from algorithms.odice.losses import (
     policy_weight,
     weighted_bc_loss,
 )
-from algorithms.odice.policy import GaussianPolicy, make_adam
+from rlcore.algorithms.odice.policy import GaussianPolicy, make_adam
+from torch import nn
+
 from rlcore.geometry import project_orthogonal
 from rlcore.nets import EnsembleMLP, ema_update, seed_generators
 

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from algorithms.odice.baselines import BC, IQL
-from algorithms.odice.config import BCConfig, IQLConfig, ODICEConfig, OfflineConfig
-from algorithms.odice.il import discriminator_dataset, first_trajectories, single_trajectory
-from algorithms.odice.odice import ODICE
-from envs.offline import (
+from rlcore.algorithms.odice.baselines import BC, IQL
+from rlcore.algorithms.odice.config import BCConfig, IQLConfig, ODICEConfig, OfflineConfig
+from rlcore.algorithms.odice.il import discriminator_dataset, first_trajectories, single_trajectory
+from rlcore.algorithms.odice.odice import ODICE
+from rlcore.envs.offline import (
     DatasetSampler,
     ObservationNormalizer,
     OfflineDataset,
@@ -35,6 +34,7 @@ from envs.offline import (
     make_env,
     scale_rewards_by_return_range,
 )
+
 from rlcore.errors import ConfigError, DataError
 from rlcore.loop import train_loop
 from rlcore.run import Run, default_run_dir
@@ -311,7 +311,7 @@ def describe_summary(algo_name: str, summary: dict[str, Any], metric: str) -> st
 
 class MultiSeedSampler:
     """Uniform minibatches for K seeds: seed k draws with its own generator exactly the batches a one-seed
-    :class:`envs.offline.DatasetSampler` with seed k draws; arrays are (K, B, ...) (or (B, ...) for one seed).
+    :class:`rlcore.envs.offline.DatasetSampler` with seed k draws; arrays are (K, B, ...) (or (B, ...) for one seed).
     The dataset lives on ``device`` once."""
 
     def __init__(self, dataset: OfflineDataset, batch_size: int, seeds: list[int], device: torch.device):

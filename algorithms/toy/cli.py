@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from algorithms.toy.toy import ToyConfig
+from rlcore.algorithms.toy.toy import ToyConfig
+
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 
@@ -13,7 +14,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from algorithms.toy.toy import ToyRegression, ToySampler, make_dataset
+    from rlcore.algorithms.toy.toy import ToyRegression, ToySampler, make_dataset
+
     from rlcore.loop import train_loop
     from rlcore.run import Run
     from rlcore.runtime import seed_everything, set_threads

@@ -3,7 +3,7 @@ preprocess, sample, collect and evaluate.
 
 Example::
 
-    from envs.offline import DatasetSampler, evaluate, load_dataset, normalized_score
+    from rlcore.envs.offline import DatasetSampler, evaluate, load_dataset, normalized_score
 
     data = load_dataset("pendulum-scripted-v0")            # the embedded default; or a D4RL .hdf5 path
     sampler = DatasetSampler(data, batch_size=256, seed=0)  # dict of torch tensors per sample()
@@ -11,10 +11,10 @@ Example::
     normalized_score("hopper-medium-v2", 1600.0)            # D4RL score x100
 """
 
-from envs.offline.collect import collect, mix_files, save_dataset
-from envs.offline.dataset import OfflineDataset, concatenate
-from envs.offline.evaluation import evaluate
-from envs.offline.policies import (
+from rlcore.envs.offline.collect import collect, mix_files, save_dataset
+from rlcore.envs.offline.dataset import OfflineDataset, concatenate
+from rlcore.envs.offline.evaluation import evaluate
+from rlcore.envs.offline.policies import (
     GaussianNoise,
     PendulumSwingUp,
     RandomPolicy,
@@ -23,11 +23,11 @@ from envs.offline.policies import (
     load_run_policy,
     resolve_policy,
 )
-from envs.offline.preprocessing import ObservationNormalizer, antmaze_rewards, scale_rewards_by_return_range
-from envs.offline.readers import DEFAULT_DATASET, load_dataset, qlearning_dataset
-from envs.offline.registry import Task, all_tasks, get_task, normalized_score, register_task
-from envs.offline.sampler import DatasetSampler
-from envs.offline.simulator import SimulatorMismatchWarning, make_env
+from rlcore.envs.offline.preprocessing import ObservationNormalizer, antmaze_rewards, scale_rewards_by_return_range
+from rlcore.envs.offline.readers import DEFAULT_DATASET, load_dataset, qlearning_dataset
+from rlcore.envs.offline.registry import Task, all_tasks, get_task, normalized_score, register_task
+from rlcore.envs.offline.sampler import DatasetSampler
+from rlcore.envs.offline.simulator import SimulatorMismatchWarning, make_env
 
 __all__ = [
     "DEFAULT_DATASET",

@@ -44,7 +44,7 @@ def _configure_collect(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_collect(args: argparse.Namespace) -> int:
-    from envs.offline.collect import collect, save_dataset
+    from rlcore.envs.offline.collect import collect, save_dataset
 
     dataset = collect(args.env, args.policy, steps=args.steps, episodes=args.episodes, seed=args.seed,
                       noise=args.noise, stochastic=args.stochastic, num_envs=args.num_envs,
@@ -63,7 +63,7 @@ def _configure_mix(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_mix(args: argparse.Namespace) -> int:
-    from envs.offline.collect import mix_files
+    from rlcore.envs.offline.collect import mix_files
 
     result = mix_files(args.inputs, args.out)
     note = f"; dropped {', '.join(result['dropped_keys'])} (not in every input)" if result["dropped_keys"] else ""
@@ -78,8 +78,8 @@ def _configure_info(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from envs.offline.readers import load_dataset
-    from envs.offline.registry import get_task
+    from rlcore.envs.offline.readers import load_dataset
+    from rlcore.envs.offline.registry import get_task
 
     dataset = load_dataset(args.dataset, task=args.task)
     info = {"dataset": args.dataset, **dataset.summary(),

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rlcore.envs.offline.dataset import OfflineDataset, concat_arrays
+from rlcore.envs.offline.hdf5 import read_hdf5, write_hdf5
+from rlcore.envs.offline.policies import GaussianNoise, Policy, resolve_policy
+from rlcore.envs.offline.registry import Task
+from rlcore.envs.offline.rollout import Episode, run_episodes
+from rlcore.envs.offline.simulator import make_env
 
-from envs.offline.dataset import OfflineDataset, concat_arrays
-from envs.offline.hdf5 import read_hdf5, write_hdf5
-from envs.offline.policies import GaussianNoise, Policy, resolve_policy
-from envs.offline.registry import Task
-from envs.offline.rollout import Episode, run_episodes
-from envs.offline.simulator import make_env
 from rlcore.errors import UserError
 
 
@@ -25,9 +25,9 @@ def collect(env: str | Task, policy: str | Policy, *, steps: int | None = None, 
             progress: bool = False, **env_kwargs: Any) -> OfflineDataset:
     """Roll out ``policy`` in ``env`` (gymnasium id or task name) for ``steps`` transitions or ``episodes`` episodes.
 
-    ``policy`` is a callable or a spec for :func:`envs.offline.policies.resolve_policy` (``random``, ``scripted``,
-    an SB3 zip, a run directory). ``noise`` adds N(0, noise^2) to every action entry (clipped to the action
-    bounds); ``stochastic`` samples SB3 actors from their own Gaussian. Every step is kept: ``timeouts`` marks
+    ``policy`` is a callable or a spec for :func:`rlcore.envs.offline.policies.resolve_policy` (``random``,
+    ``scripted``, an SB3 zip, a run directory). ``noise`` adds N(0, noise^2) to every action entry (clipped to the
+    action bounds); ``stochastic`` samples SB3 actors from their own Gaussian. Every step is kept: ``timeouts`` marks
     episodes cut by the time limit or by the step budget (their next observations are real), so the result is
     what :func:`save_dataset` writes. Deterministic for a given ``(seed, num_envs)``.
 
@@ -61,7 +61,7 @@ def collect(env: str | Task, policy: str | Policy, *, steps: int | None = None, 
     metadata = {"source": f"collect:{name}", "env_id": env_id, "task": name, "policy": description,
                 "seed": seed, "noise": noise, "stochastic": stochastic, "num_envs": num_envs,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "created_by": f"rlcore envs.offline.collect (python {platform.python_version()})"}
+                "created_by": f"rlcore.envs.offline.collect (python {platform.python_version()})"}
     return OfflineDataset.from_arrays(**arrays, metadata=metadata)
 
 

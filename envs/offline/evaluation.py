@@ -8,10 +8,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-from envs.offline.registry import Task, get_task, is_task
-from envs.offline.rollout import run_episodes
-from envs.offline.simulator import make_env, warn_simulator_difference
+from rlcore.envs.offline.registry import Task, get_task, is_task
+from rlcore.envs.offline.rollout import run_episodes
+from rlcore.envs.offline.simulator import make_env, warn_simulator_difference
 
 
 def _stderr(x: np.ndarray) -> float:
@@ -25,7 +24,7 @@ def evaluate(policy: Callable[[np.ndarray], Any], task_or_env: str | Task | Call
     ``policy`` maps observations ``(N, obs_dim)`` float32 to actions ``(N, act_dim)``. ``task_or_env`` is a task name
     (normalised scores are then reported), a gymnasium id, or a function returning a fresh env. Episode ``i`` resets
     with seed ``seed + i``. ``num_envs`` (default: all episodes at once, at most 64) changes speed, and for
-neural-network policies the last bits of batched arithmetic (see ``envs.offline.rollout``).
+neural-network policies the last bits of batched arithmetic (see ``rlcore.envs.offline.rollout``).
     ``env_kwargs`` go to :func:`make_env` (e.g. ``max_episode_steps``).
 
     Returns ``returns`` and ``lengths`` (lists), ``return_mean``, ``return_stderr`` (standard error of the mean),
@@ -35,7 +34,7 @@ neural-network policies the last bits of batched arithmetic (see ``envs.offline.
 
     Example::
 
-        >>> from envs.offline.policies import PendulumSwingUp
+        >>> from rlcore.envs.offline.policies import PendulumSwingUp
         >>> result = evaluate(PendulumSwingUp(), "pendulum-scripted-v0", episodes=4)
         >>> round(result["normalized_score_mean"])
         107

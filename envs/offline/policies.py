@@ -15,7 +15,6 @@ import json
 import re
 import zipfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +137,16 @@ class SB3Actor:
 
 
 def find_policy_loader(algo: str) -> Callable[[Path], Policy]:
-    """The ``load(run_dir)`` function registered for ``algo`` in the entry-point group ``rlcore.policies``."""
-    entry_points = {ep.name: ep for ep in metadata.entry_points(group=POLICY_GROUP)}
-    if algo not in entry_points:
-        known = ", ".join(sorted(entry_points)) or "none"
+    """The ``load(run_dir)`` function for ``algo``: built in, or registered in the entry-point group
+    ``rlcore.policies``."""
+    from rlcore.cli.registry import load, targets
+
+    loaders = targets("policies")
+    if algo not in loaders:
+        known = ", ".join(sorted(loaders)) or "none"
         raise UserError(f"no policy loader for algorithm '{algo}' (entry-point group {POLICY_GROUP}; registered: "
                         f"{known}); register '{algo} = \"module:load\"' there, or pass an agent zip")
-    return entry_points[algo].load()
+    return load(loaders[algo])
 
 
 def load_run_policy(run_dir: str | Path) -> Policy:

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rlcore.envs.offline.dataset import OfflineDataset, concat_arrays
+from rlcore.envs.offline.hdf5 import read_hdf5
+from rlcore.envs.offline.registry import Task, d4rl_file_name, get_task, is_task
+from rlcore.envs.offline.validation import check_arrays, check_keys, check_sizes
 
-from envs.offline.dataset import OfflineDataset, concat_arrays
-from envs.offline.hdf5 import read_hdf5
-from envs.offline.registry import Task, d4rl_file_name, get_task, is_task
-from envs.offline.validation import check_arrays, check_keys, check_sizes
 from rlcore.errors import DataError, UserError
 
 DEFAULT_DATASET = "pendulum-scripted-v0"
-"""Name of the embedded default dataset (generated in about a second; see ``envs.offline.embedded``)."""
+"""Name of the embedded default dataset (generated in about a second; see ``rlcore.envs.offline.embedded``)."""
 
 
 def qlearning_dataset(arrays: Mapping[str, np.ndarray], source: str = "dataset",
@@ -106,7 +106,7 @@ def load_dataset(path_or_name: str | os.PathLike, *, task: str | Task | None = N
     max_steps = task.max_episode_steps if task is not None else None
     path = Path(name)
     if name == DEFAULT_DATASET and not path.exists():
-        from envs.offline.embedded import default_dataset
+        from rlcore.envs.offline.embedded import default_dataset
 
         dataset = default_dataset()
     elif path.is_file():

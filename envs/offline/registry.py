@@ -4,7 +4,7 @@ Every name of D4RL's ``infos.py`` reference table (147 names, shipped as ``d4rl_
 :func:`normalized_score` works for all of them. Tasks whose simulator exists here map to a gymnasium id (MuJoCo
 ``-v5`` for locomotion, gymnasium-robotics for AntMaze, Adroit and Franka Kitchen) plus, where needed, an adapter
 that reproduces D4RL's observation layout. ``note`` says how the maintained simulator differs from the one that
-produced the D4RL files; :func:`envs.offline.evaluate` prints it once per task.
+produced the D4RL files; :func:`rlcore.envs.offline.evaluate` prints it once per task.
 
 Example::
 
@@ -96,7 +96,7 @@ class Task:
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Keyword arguments for ``gymnasium.make``."""
     adapter: str | None = None
-    """Name of the wrapper that reproduces the dataset's observation layout (see ``envs.offline.adapters``)."""
+    """Name of the wrapper that reproduces the dataset's observation layout (see ``rlcore.envs.offline.adapters``)."""
     obs_dim: int | None = None
     """Observation size of the dataset (None: not checked)."""
     act_dim: int | None = None
@@ -121,7 +121,7 @@ _CUSTOM: dict[str, Task] = {}
 @lru_cache(maxsize=1)
 def d4rl_reference_scores() -> dict[str, tuple[float, float]]:
     """D4RL ``infos.py`` reference returns ``{name: (ref_min, ref_max)}`` (shipped package data)."""
-    text = resources.files("envs.offline").joinpath("d4rl_ref_scores.json").read_text(encoding="utf-8")
+    text = resources.files("rlcore.envs.offline").joinpath("d4rl_ref_scores.json").read_text(encoding="utf-8")
     return {name: (float(lo), float(hi)) for name, (lo, hi) in json.loads(text)["ref_scores"].items()}
 
 
@@ -181,7 +181,7 @@ def get_task(name: str) -> Task:
     if name in tasks:
         return tasks[name]
     close = difflib.get_close_matches(name, list(tasks), n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else "see envs.offline.all_tasks() for the list"
+    hint = f"did you mean {', '.join(close)}?" if close else "see rlcore.envs.offline.all_tasks() for the list"
     raise UserError(f"unknown task '{name}'; {hint}")
 
 

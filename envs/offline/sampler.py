@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from envs.offline.dataset import OfflineDataset
+from rlcore.envs.offline.dataset import OfflineDataset
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
 
@@ -23,7 +22,7 @@ class DatasetSampler:
 
     Example::
 
-        >>> from envs.offline import load_dataset
+        >>> from rlcore.envs.offline import load_dataset
         >>> sampler = DatasetSampler(load_dataset("pendulum-scripted-v0"), batch_size=256, seed=0)
         >>> sampler.sample()["observations"].shape
         torch.Size([256, 3])

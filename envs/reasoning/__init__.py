@@ -1,15 +1,15 @@
 """Reasoning tasks: math benchmarks, the G2RL prompt, math-verify rewards, pass@k / maj@k, a toy arithmetic task.
 
->>> from envs.reasoning import load_math_dataset, build_prompt, math_reward, pass_at_k   # doctest: +SKIP
+>>> from rlcore.envs.reasoning import load_math_dataset, build_prompt, math_reward, pass_at_k   # doctest: +SKIP
 """
 
-from envs.reasoning.arith import arith_reward, make_arith_dataset
-from envs.reasoning.datasets import BENCHMARK_FILES, MathRecord, load_math_dataset
-from envs.reasoning.extract import extract_answer
-from envs.reasoning.metrics import benchmark_metrics, maj_at_k, mean_at_k, pass_at_k, summary_rows
-from envs.reasoning.prompts import G2RL_INSTRUCTION, build_prompt
-from envs.reasoning.rewards import math_reward, score_completions
-from envs.reasoning.scoring import record_answer, score_records
+from rlcore.envs.reasoning.arith import arith_reward, make_arith_dataset
+from rlcore.envs.reasoning.datasets import BENCHMARK_FILES, MathRecord, load_math_dataset
+from rlcore.envs.reasoning.extract import extract_answer
+from rlcore.envs.reasoning.metrics import benchmark_metrics, maj_at_k, mean_at_k, pass_at_k, summary_rows
+from rlcore.envs.reasoning.prompts import G2RL_INSTRUCTION, build_prompt
+from rlcore.envs.reasoning.rewards import math_reward, score_completions
+from rlcore.envs.reasoning.scoring import record_answer, score_records
 
 __all__ = [
     "BENCHMARK_FILES", "G2RL_INSTRUCTION", "MathRecord", "arith_reward", "benchmark_metrics", "build_prompt",

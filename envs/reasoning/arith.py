@@ -20,9 +20,9 @@ import random
 import re
 from collections import Counter
 
-from envs.reasoning.datasets import MathRecord
-from envs.reasoning.extract import extract_boxed
-from envs.reasoning.rewards import _bounds
+from rlcore.envs.reasoning.datasets import MathRecord
+from rlcore.envs.reasoning.extract import extract_boxed
+from rlcore.envs.reasoning.rewards import _bounds
 
 MAX_EXPRESSION_CHARS = 200
 _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}

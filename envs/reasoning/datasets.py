@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.reasoning.extract import extract_boxed
+from rlcore.envs.reasoning.extract import extract_boxed
+
 from rlcore.errors import DataError
 
 BENCHMARK_FILES = {
@@ -26,7 +27,7 @@ DATA_DIR_ENV = "RLCORE_MATH_DATA"
 
 @dataclass(frozen=True)
 class MathRecord:
-    """One problem: ``prompt`` is the bare question (apply :func:`envs.reasoning.prompts.build_prompt` to it)."""
+    """One problem: ``prompt`` is the bare question (apply :func:`rlcore.envs.reasoning.prompts.build_prompt` to it)."""
 
     id: str
     prompt: str
@@ -119,7 +120,7 @@ def load_math_dataset(name_or_path: str | Path, *, data_dir: str | Path | None =
     """
     name = str(name_or_path)
     if name == "arith":
-        from envs.reasoning.arith import make_arith_dataset
+        from rlcore.envs.reasoning.arith import make_arith_dataset
 
         return make_arith_dataset()[:limit]
     if Path(name).expanduser().is_file():

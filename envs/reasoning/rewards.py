@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from envs.reasoning.extract import extract_answer
-from envs.reasoning.verifier import shared_pool
+from rlcore.envs.reasoning.extract import extract_answer
+from rlcore.envs.reasoning.verifier import shared_pool
+
 from rlcore.errors import ConfigError
 
 REWARD_RANGES = {"pm1": (-1.0, 1.0), "01": (0.0, 1.0)}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from envs.reasoning.arith import arith_reward, extract_arith_answer
-from envs.reasoning.datasets import MathRecord
-from envs.reasoning.extract import extract_answer
-from envs.reasoning.rewards import score_completions
+from rlcore.envs.reasoning.arith import arith_reward, extract_arith_answer
+from rlcore.envs.reasoning.datasets import MathRecord
+from rlcore.envs.reasoning.extract import extract_answer
+from rlcore.envs.reasoning.rewards import score_completions
 
 
 def score_records(completions: Sequence[str], records: Sequence[MathRecord], *,

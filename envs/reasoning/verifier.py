@@ -21,18 +21,20 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+import rlcore
 from rlcore.errors import UserError
 
 _STARTUP_TIMEOUT_S = 120.0
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_ROOT = str(Path(rlcore.__file__).resolve().parents[1])  # the folder that holds the rlcore package
 
 
 class _Worker:
     def __init__(self, memory_gb: float):
         env = {**os.environ, "RLCORE_VERIFY_MEMORY_GB": str(memory_gb),
                "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "envs.reasoning.verify_worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "rlcore.envs.reasoning.verify_worker"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env=env)
         self.started = time.monotonic()
         self.ready = False
         self.task: int | None = None

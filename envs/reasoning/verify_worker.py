@@ -1,6 +1,6 @@
 """Verifier worker process: reads JSON lines ``{"i", "pred", "gold", "t"}`` on stdin, answers ``{"i", "ok"}``.
 
-Started by :class:`envs.reasoning.verifier.VerifierPool`. It runs math-verify in its own main thread (math-verify
+Started by :class:`rlcore.envs.reasoning.verifier.VerifierPool`. It runs math-verify in its own main thread (math-verify
 times out with ``signal.alarm``), under an address-space limit, and prints ``{"ready": true}`` once imported.
 Nothing is evaluated: inputs are parsed as LaTeX / plain expressions by math-verify only.
 """
@@ -17,7 +17,7 @@ def main() -> None:
     limit = int(float(os.environ.get("RLCORE_VERIFY_MEMORY_GB", "4")) * 2**30)
     if limit > 0:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from envs.reasoning.rewards import answers_match
+    from rlcore.envs.reasoning.rewards import answers_match
 
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

@@ -1,26 +1,25 @@
 """The rlcore command line: train, eval, data, ablate, report.
 
-``train``, ``eval`` and ``data`` dispatch to plugins registered as entry points (groups ``rlcore.train``,
-``rlcore.eval``, ``rlcore.data``), so this module imports no algorithm. User errors print one line and exit with
+``train``, ``eval`` and ``data`` dispatch to the commands of :mod:`rlcore.cli.registry` (built-ins, then
+third-party entry points), importing only the one asked for. User errors print one line and exit with
 code 2 (``--debug`` shows the traceback); a run stopped by a NaN/inf exits with code 3.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import warnings
-from importlib import metadata
 
 from rlcore import __version__
 from rlcore.cli.commands import Command
+from rlcore.cli.registry import load, targets
 from rlcore.errors import NonFiniteError, UserError
 
 GROUPS = {
-    "train": ("rlcore.train", "train an algorithm (rlcore train <algo> --help)"),
-    "eval": ("rlcore.eval", "evaluate a trained policy or model"),
-    "data": ("rlcore.data", "make, mix and inspect datasets"),
+    "train": "train an algorithm (rlcore train <algo> --help)",
+    "eval": "evaluate a trained policy or model",
+    "data": "make, mix and inspect datasets",
 }
 BUILTINS = {
     "ablate": ("rlcore.ablate:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
@@ -33,15 +32,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
-
-
-def _load(target: str) -> Command:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def _plugins(group: str) -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=group)}
 
 
 def _add_command(subparsers: argparse._SubParsersAction, name: str, command: Command) -> None:
@@ -57,20 +47,20 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     top = parser.add_subparsers(dest="command", metavar="{" + ",".join([*GROUPS, *BUILTINS]) + "}")
     words = [a for a in argv if not a.startswith("-")]
-    for name, (group, help_text) in GROUPS.items():
+    for name, help_text in GROUPS.items():
         group_parser = top.add_parser(name, help=help_text, description=help_text)
         group_parser.set_defaults(_parser=group_parser)
         if words and words[0] != name:
             continue
-        plugins = _plugins(group)
+        plugins = targets(name)
         sub = group_parser.add_subparsers(dest="plugin", metavar="{" + ",".join(sorted(plugins)) + "}")
         wanted = words[1] if len(words) > 1 and words[1] in plugins else None
-        for plugin_name, ep in sorted(plugins.items()):
+        for plugin_name, target in sorted(plugins.items()):
             if wanted is None or plugin_name == wanted:
-                _add_command(sub, plugin_name, ep.load())
+                _add_command(sub, plugin_name, load(target))
     for name, (target, help_text) in BUILTINS.items():
         if words and words[0] == name:
-            _add_command(top, name, _load(target))
+            _add_command(top, name, load(target))
         else:
             top.add_parser(name, help=help_text)
     parser.set_defaults(_parser=parser)

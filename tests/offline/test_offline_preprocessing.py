@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 from offline_helpers import episodic_arrays
-
-from envs.offline import (
+from rlcore.envs.offline import (
     DatasetSampler,
     ObservationNormalizer,
     OfflineDataset,
     antmaze_rewards,
     scale_rewards_by_return_range,
 )
+
 from rlcore.checkpoint import load_state, save_state
 from rlcore.errors import DataError
 

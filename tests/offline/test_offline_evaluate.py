@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_data
+from rlcore.envs.offline import (
+    PendulumSwingUp,
+    SB3Actor,
+    SimulatorMismatchWarning,
+    evaluate,
+    make_env,
+    normalized_score,
+)
+from rlcore.envs.offline import simulator as simulator_module
+from rlcore.envs.offline.evaluation import sequential_returns
 
-from envs.offline import PendulumSwingUp, SB3Actor, SimulatorMismatchWarning, evaluate, make_env, normalized_score
-from envs.offline import simulator as simulator_module
-from envs.offline.evaluation import sequential_returns
 from rlcore.errors import UserError
 
 
@@ -108,7 +115,7 @@ def test_make_env_seed_makes_first_reset_reproducible():
     np.testing.assert_array_equal(a.reset()[0], b.reset()[0])
 
 
-@pytest.mark.filterwarnings("ignore::envs.offline.simulator.SimulatorMismatchWarning")
+@pytest.mark.filterwarnings("ignore::rlcore.envs.offline.simulator.SimulatorMismatchWarning")
 def test_shared_tqc_hopper_agent_scores_as_an_expert():
     actor = SB3Actor.load(shared_data("agents", "tqc-hopper", "Hopper-v3.zip"))
     result = evaluate(actor, "hopper-expert-v2", episodes=10, seed=0)

@@ -29,7 +29,7 @@ def test_two_processes_end_equal_and_match_one_process(tmp_path):
     one.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "tests" / "g2rl_dist_worker.py"), str(two / "run"), str(two), *SETTINGS]
+           str(REPO / "tests" / "llm" / "g2rl_dist_worker.py"), str(two / "run"), str(two), *SETTINGS]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):

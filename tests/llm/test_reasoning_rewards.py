@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("math_verify", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
 
 from conftest import shared_data  # noqa: E402
+from rlcore.envs.reasoning import extract_answer, load_math_dataset, math_reward, score_completions  # noqa: E402
 
-from envs.reasoning import extract_answer, load_math_dataset, math_reward, score_completions  # noqa: E402
 from rlcore.errors import ConfigError  # noqa: E402
 
 
@@ -119,7 +119,7 @@ def test_full_benchmark_gold_solutions(name):
 
 
 def test_pool_replaces_dead_workers():
-    from envs.reasoning.verifier import VerifierPool
+    from rlcore.envs.reasoning.verifier import VerifierPool
 
     pool = VerifierPool(workers=2)
     try:

@@ -1,5 +1,5 @@
-"""Run under torchrun by tests/test_g2rl_distributed.py: a short G2RL training, then every process saves its
-parameters and the world size it saw (python tests/g2rl_dist_worker.py RUN_DIR OUT_DIR KEY=VALUE ...)."""
+"""Run under torchrun by tests/llm/test_g2rl_distributed.py: a short G2RL training, then every process saves its
+parameters and the world size it saw (python tests/llm/g2rl_dist_worker.py RUN_DIR OUT_DIR KEY=VALUE ...)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from rlcore.algorithms.g2rl.config import G2RLConfig
+from rlcore.algorithms.g2rl.shaping import make_shaper
+from rlcore.algorithms.grpo.trainer import TrainResult, train
 from safetensors.torch import save_file
 
-from algorithms.g2rl.config import G2RLConfig
-from algorithms.g2rl.shaping import make_shaper
-from algorithms.grpo.trainer import TrainResult, train
 from rlcore.config import load_config
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli, shared_data
-
-from envs.offline import (
+from rlcore.envs.offline import (
     PendulumSwingUp,
     SB3Actor,
     collect,
@@ -22,9 +21,10 @@ from envs.offline import (
     mix_files,
     save_dataset,
 )
-from envs.offline import hdf5 as hdf5_module
-from envs.offline import policies as policies_module
-from envs.offline.hdf5 import read_hdf5, write_hdf5
+from rlcore.envs.offline import hdf5 as hdf5_module
+from rlcore.envs.offline.hdf5 import read_hdf5, write_hdf5
+
+from rlcore.cli import registry
 from rlcore.errors import UserError
 
 
@@ -204,7 +204,7 @@ def loader_for_tests(run_dir):
 def test_run_dir_policy_through_a_monkeypatched_entry_point(tmp_path, monkeypatch):
     point = metadata.EntryPoint(name="fakealgo", value=f"{__name__}:loader_for_tests", group="rlcore.policies")
     real = metadata.entry_points
-    monkeypatch.setattr(policies_module.metadata, "entry_points",
+    monkeypatch.setattr(registry.metadata, "entry_points",
                         lambda group=None, **kw: [point] if group == "rlcore.policies" else real(group=group, **kw))
     assert find_policy_loader("fakealgo") is loader_for_tests
     (tmp_path / "config.yaml").write_text("algo: fakealgo\n")

@@ -1,21 +1,16 @@
 from __future__ import annotations
 
-from importlib import metadata
-
 import pytest
 from conftest import run_cli
 
 from rlcore.cli import main
+from rlcore.cli.registry import targets
 
 GROUPS = ["train", "eval", "data"]
 
 
 def _plugin_commands():
-    cmds = []
-    for group in GROUPS:
-        for ep in metadata.entry_points(group=f"rlcore.{group}"):
-            cmds.append((group, ep.name))
-    return cmds
+    return [(group, name) for group in GROUPS for name in targets(group)]
 
 
 def _in_process(capsys, *args: str) -> tuple[int, str, str]:

@@ -246,7 +246,7 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
 def test_adversarial_answers_get_the_incorrect_reward_in_time(name):
-    from envs.reasoning import math_reward
+    from rlcore.envs.reasoning import math_reward
 
     start = time.perf_counter()
     reward = math_reward(ADVERSARIAL[name], "7", timeout=3.0)

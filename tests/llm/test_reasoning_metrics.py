@@ -6,8 +6,7 @@ import itertools
 import math
 
 import pytest
-
-from envs.reasoning.metrics import (
+from rlcore.envs.reasoning.metrics import (
     benchmark_metrics,
     maj_at_k,
     mean_at_k,
@@ -16,6 +15,7 @@ from envs.reasoning.metrics import (
     to_csv,
     to_markdown,
 )
+
 from rlcore.errors import ConfigError
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import shared_data
 from offline_helpers import episodic_arrays, write_file
+from rlcore.envs.offline import OfflineDataset, concatenate, load_dataset, qlearning_dataset
+from rlcore.envs.offline.hdf5 import read_hdf5
+from rlcore.envs.offline.validation import check_arrays
 
-from envs.offline import OfflineDataset, concatenate, load_dataset, qlearning_dataset
-from envs.offline.hdf5 import read_hdf5
-from envs.offline.validation import check_arrays
 from rlcore.errors import DataError
 
 
@@ -249,5 +249,5 @@ def test_docstring_examples_run(module):
     import doctest
     import importlib
 
-    result = doctest.testmod(importlib.import_module(f"envs.offline.{module}"), optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(importlib.import_module(f"rlcore.envs.offline.{module}"), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -7,10 +7,9 @@ import math
 
 import pytest
 import torch
+from rlcore.algorithms.odice import ODICE, ODICEConfig
+from rlcore.algorithms.odice.losses import f_star, gaussian_nll, policy_weight
 from torch import nn
-
-from algorithms.odice import ODICE, ODICEConfig
-from algorithms.odice.losses import f_star, gaussian_nll, policy_weight
 
 torch.set_default_dtype(torch.float32)
 

@@ -1,0 +1,44 @@
+"""The distribution installs everything under the rlcore name and lists every package folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import tomllib
+from conftest import REPO
+
+from rlcore.cli.registry import BUILTIN, load
+
+
+def _declared() -> tuple[dict[str, str], list[str]]:
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return setuptools["package-dir"], setuptools["packages"]
+
+
+def test_every_package_folder_is_declared_under_the_rlcore_name():
+    package_dir, packages = _declared()
+    found = set()
+    for package, folder in package_dir.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder)
+            found.add(".".join([package, *rel.parts]))
+    assert found == set(packages)
+    assert all(p == "rlcore" or p.startswith("rlcore.") for p in packages)
+
+
+def test_wheel_holds_only_the_rlcore_package(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(REPO)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("rlcore-*.whl")
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"rlcore"}
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "rlcore/algorithms/odice/odice.py" in names and "rlcore/envs/offline/d4rl_ref_scores.json" in names
+
+
+def test_every_builtin_command_target_imports():
+    for group, table in BUILTIN.items():
+        for name, target in table.items():
+            assert load(target) is not None, (group, name)
