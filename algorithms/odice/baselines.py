@@ -11,12 +11,12 @@ import copy
 from typing import Any
 
 import torch
+from torch import nn
+
 from rlcore.algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
 from rlcore.algorithms.odice.config import BCConfig, IQLConfig
 from rlcore.algorithms.odice.losses import per_seed_mean, weighted_bc_loss
 from rlcore.algorithms.odice.policy import GaussianPolicy, make_adam
-from torch import nn
-
 from rlcore.nets import EnsembleMLP, ema_update, seed_generators
 
 

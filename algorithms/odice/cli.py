@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rlcore.algorithms.odice.config import BCConfig, IQLConfig, ODICEConfig
-
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 HELP = {
@@ -50,7 +49,6 @@ def load_trained(run_dir: str | Path, checkpoint: str = "latest") -> tuple[Any, 
     ``checkpoint``: latest, best, or a step number.
     """
     from rlcore.algorithms.odice.train import ALGORITHMS
-
     from rlcore.checkpoint import CheckpointManager
     from rlcore.config import load_config, read_yaml
     from rlcore.errors import UserError
@@ -84,6 +82,7 @@ def load_policy(run_dir: str | Path):
     """The ``rlcore.policies`` plugin: a run directory's latest policy on raw observations (seed index 0)."""
     import numpy as np
     import torch
+
     from rlcore.algorithms.odice.train import ActionScaler, policy_fn
     from rlcore.envs.offline import ObservationNormalizer
 
@@ -103,6 +102,7 @@ def _eval_configure(parser: argparse.ArgumentParser) -> None:
 def _eval_run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
+
     from rlcore.algorithms.odice.train import ActionScaler, eval_seed, policy_fn, resolve_target
     from rlcore.envs.offline import ObservationNormalizer, evaluate
 

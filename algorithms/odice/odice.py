@@ -11,6 +11,8 @@ import copy
 from typing import Any
 
 import torch
+from torch import nn
+
 from rlcore.algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
 from rlcore.algorithms.odice.config import ODICEConfig
 from rlcore.algorithms.odice.losses import (
@@ -23,8 +25,6 @@ from rlcore.algorithms.odice.losses import (
     weighted_bc_loss,
 )
 from rlcore.algorithms.odice.policy import GaussianPolicy, make_adam
-from torch import nn
-
 from rlcore.geometry import project_orthogonal
 from rlcore.nets import EnsembleMLP, ema_update, seed_generators
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from rlcore.algorithms.odice.baselines import BC, IQL
 from rlcore.algorithms.odice.config import BCConfig, IQLConfig, ODICEConfig, OfflineConfig
 from rlcore.algorithms.odice.il import discriminator_dataset, first_trajectories, single_trajectory
@@ -34,7 +35,6 @@ from rlcore.envs.offline import (
     make_env,
     scale_rewards_by_return_range,
 )
-
 from rlcore.errors import ConfigError, DataError
 from rlcore.loop import train_loop
 from rlcore.run import Run, default_run_dir

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from rlcore.envs.offline.dataset import OfflineDataset
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")

@@ -7,9 +7,10 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from rlcore.algorithms.odice import ODICE, ODICEConfig
 from rlcore.algorithms.odice.losses import f_star, gaussian_nll, policy_weight
-from torch import nn
 
 torch.set_default_dtype(torch.float32)
 

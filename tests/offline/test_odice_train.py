@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, run_cli
+
 from rlcore.algorithms.odice import BCConfig, IQLConfig, ODICEConfig
 from rlcore.algorithms.odice.train import ALGORITHMS, MultiSeedSampler, prepare_data
-from rlcore.envs.offline import DatasetSampler, collect, load_dataset, save_dataset
-
 from rlcore.checkpoint import CheckpointManager
 from rlcore.config import load_config
+from rlcore.envs.offline import DatasetSampler, collect, load_dataset, save_dataset
 from rlcore.errors import ConfigError, DataError
 from rlcore.logging import read_metrics
 
