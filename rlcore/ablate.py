@@ -14,8 +14,8 @@ A spec names a base preset and the cells to run::
     workers: 2
     threads_per_worker: 1
 
-Each run is ``rlcore train <algo> --config <base> --set ... --run-dir <out>/<cell>/seed_<s>``; a run with a
-``summary.json`` is finished and skipped when the sweep is started again, a run with checkpoints is resumed,
+Each run is ``rlcore train <algo> --config <base> --set ... --run-dir <out>/<cell>/seed_<s>``; a finished run
+(its ``summary.json`` not from a stop) is skipped when the sweep is started again, a run with checkpoints is resumed,
 and a failed run is reported with its error without stopping the others (a run killed by a signal is retried
 once from its checkpoint). ``<out>/sweep.json`` records the spec and every run's status.
 """
@@ -45,7 +45,8 @@ from rlcore.checkpoint import CheckpointManager, atomic_write_text
 from rlcore.cli.commands import Command
 from rlcore.config import ALGO_KEY, check_range, from_dict, read_yaml
 from rlcore.errors import ConfigError, UserError
-from rlcore.run import CHECKPOINT_DIR, SUMMARY_FILE
+from rlcore.run import CHECKPOINT_DIR, run_finished
+from rlcore.stop import exit_code
 
 SWEEP_FILE = "sweep.json"
 Backend = Literal["sequential", "process", "ray"]
@@ -186,7 +187,7 @@ def plan(spec: SweepSpec, base: Path, algo: str, out: Path) -> list[RunSpec]:
 
 
 def is_finished(run: RunSpec) -> bool:
-    return (run.run_dir / SUMMARY_FILE).is_file()
+    return run_finished(run.run_dir)  # a run stopped by a signal has a summary too, and is resumed
 
 
 def _argv_for_attempt(run: RunSpec) -> list[str]:
@@ -207,6 +208,8 @@ def run_in_process(run: RunSpec) -> tuple[bool, str]:
             code = main(_argv_for_attempt(run))
         except Exception as e:  # a bug in a run must not end the sweep
             return False, f"{type(e).__name__}: {e}"
+    if code in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM)):  # the training caught the sweep's stop signal
+        raise KeyboardInterrupt
     return code == 0, _last_line(err.getvalue()) if code else ""
 
 

@@ -2,8 +2,9 @@
 
 A checkpoint is a directory ``<root>/step_<N>/`` with ``tensors.safetensors`` and ``state.json``. It is built in a
 temporary sibling directory, every file is fsync'ed, and the directory is renamed into place, so a kill at any
-moment leaves the previous checkpoints intact and loadable. ``latest`` and ``best`` are small JSON pointer files
-replaced atomically. Nothing is pickled: the JSON skeleton records containers, scalars and where each tensor goes.
+moment leaves the previous checkpoints intact and loadable. ``latest.json`` and ``best.json`` are small JSON files
+replaced atomically; the best evaluation's policy is its own directory (``best/``), written the same way. Nothing
+is pickled: the JSON skeleton records containers, scalars and where each tensor goes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from rlcore.errors import UserError
 
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
+BEST_RECORD = "rlcore_best.json"
+"""The best evaluation's record, stored inside the best policy's directory as well."""
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -116,21 +119,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def save_state(state: Any, directory: str | Path) -> Path:
-    """Atomically write ``state`` as a checkpoint directory; an existing one is replaced only once the new one
-    is complete (it is parked as ``.<name>.old`` for the instant of the swap)."""
+def write_state(state: Any, directory: str | Path) -> None:
+    """Write ``state`` as ``tensors.safetensors`` + ``state.json`` into an existing (temporary) directory."""
+    tensors, tree = flatten_state(state)
+    save_file(tensors, str(Path(directory) / TENSORS))
+    with open(Path(directory) / STATE, "w", encoding="utf-8") as f:
+        json.dump(tree, f)
+
+
+def write_directory(directory: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Atomically create or replace ``directory`` with what ``fill(tmp)`` writes into an empty temporary sibling:
+    every file is fsync'ed, then the directory is renamed into place (an existing one is parked as
+    ``.<name>.old`` for the instant of the swap), so a kill at any moment leaves the old or the new one whole."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
     try:
-        tensors, tree = flatten_state(state)
-        save_file(tensors, str(tmp / TENSORS))
-        with open(tmp / STATE, "w", encoding="utf-8") as f:
-            json.dump(tree, f)
-            f.flush()
-            os.fsync(f.fileno())
-        with open(tmp / TENSORS, "rb") as f:
-            os.fsync(f.fileno())
+        fill(tmp)
+        for path in sorted(tmp.rglob("*"), reverse=True):  # files before the folders that hold them
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+            else:
+                _fsync_dir(path)
         _fsync_dir(tmp)
         old = directory.with_name(f".{directory.name}.old")
         if directory.exists():
@@ -143,6 +154,18 @@ def save_state(state: Any, directory: str | Path) -> Path:
         raise
     _fsync_dir(directory.parent)
     return directory
+
+
+def save_state(state: Any, directory: str | Path) -> Path:
+    """Atomically write ``state`` as a checkpoint directory (see :func:`write_directory`)."""
+    return write_directory(directory, lambda tmp: write_state(state, tmp))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def load_state(directory: str | Path) -> Any:
@@ -161,25 +184,28 @@ def load_state(directory: str | Path) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# manager: keep the last N and the best
+# manager: keep the last N, and the best policy
 
 
 class CheckpointManager:
-    """Keeps ``keep_last`` recent checkpoints plus the best by a metric under ``root``.
+    """Keeps the ``keep_last`` most recent checkpoints under ``root``, and the policy of the best evaluation.
 
     Example::
 
         ckpt = CheckpointManager(run_dir / "checkpoints", keep_last=2)
-        ckpt.save(step, {"model": model.state_dict()}, metric=score)
+        ckpt.save(step, {"model": model.state_dict()})
         step, state = ckpt.load_latest()
+        ckpt.save_best(step, "eval/score", {"eval/score": 0.9}, lambda d: write_state(policy_state, d))
+
+    ``best.json`` names the best evaluation (``step``, ``key``, ``metric``: its score, ``metrics``: everything
+    that evaluation logged, ``path``: where its policy lies, relative to ``root``).
     """
 
-    def __init__(self, root: str | Path, keep_last: int = 2, higher_is_better: bool = True):
+    def __init__(self, root: str | Path, keep_last: int = 2):
         if keep_last < 1:
             raise ValueError("keep_last must be >= 1")
         self.root = Path(root)
         self.keep_last = keep_last
-        self.higher_is_better = higher_is_better
 
     def path(self, step: int) -> Path:
         return self.root / f"step_{step:09d}"
@@ -195,20 +221,27 @@ class CheckpointManager:
         found = (_STEP_DIR.match(p.name) for p in self.root.iterdir() if p.is_dir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def _pointer(self, name: str) -> dict[str, Any] | None:
-        p = self.root / f"{name}.json"
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-
     @property
     def best(self) -> dict[str, Any] | None:
-        """``{"step": int, "metric": float}`` of the best checkpoint so far, or None."""
-        return self._pointer("best")
+        """The best evaluation's record (see the class docstring), or None before the first evaluation.
 
-    def save(self, step: int, state: Any, metric: float | None = None) -> Path:
-        """Write checkpoint ``step``; update ``latest``/``best``; prune old ones. Returns its directory."""
+        The copy stored with the policy wins over ``best.json``: they differ only after a kill between the two
+        writes, and the record must describe the policy on disk."""
+        record = _read_json(self.root / "best.json")
+        if record is not None and "path" in record:
+            return _read_json(self.root / record["path"] / BEST_RECORD) or record
+        return record
+
+    def best_path(self) -> Path | None:
+        """Directory of the best policy, or None (no evaluation yet, or a run that kept only checkpoints)."""
+        best = self.best
+        if best is None or "path" not in best:
+            return None
+        path = self.root / best["path"]
+        return path if path.is_dir() else None
+
+    def save(self, step: int, state: Any) -> Path:
+        """Write checkpoint ``step``; update ``latest.json``; prune old ones. Returns its directory."""
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in [*self.root.glob(".*.tmp"), *self.root.glob(".step_*.del")]:  # left by a crash
             if stale.is_dir():  # a half-written checkpoint; a file is a half-written pointer (latest/best.json)
@@ -217,24 +250,31 @@ class CheckpointManager:
                 stale.unlink(missing_ok=True)
         target = save_state(state, self.path(step))
         atomic_write_text(self.root / "latest.json", json.dumps({"step": step}))
-        if metric is not None and math.isfinite(metric):
-            best = self.best
-            better = best is None or (metric > best["metric"] if self.higher_is_better else metric < best["metric"])
-            if better:
-                atomic_write_text(self.root / "best.json", json.dumps({"step": step, "metric": metric}))
         self._prune()
         return target
 
+    def save_best(self, step: int, key: str, metrics: Mapping[str, float], write: Callable[[Path], None] | None,
+                  directory: str | Path | None = None) -> None:
+        """Record the evaluation at ``step`` as the best: ``write(tmp_dir)`` stores its policy, which atomically
+        replaces ``directory`` (default ``<root>/best``), then ``best.json`` is replaced."""
+        record: dict[str, Any] = {"step": step, "key": key, "metric": metrics[key], "metrics": dict(metrics)}
+        if write is not None:
+            target = Path(directory) if directory is not None else self.root / "best"
+            record["path"] = os.path.relpath(target, self.root)
+
+            def fill(tmp: Path) -> None:
+                write(tmp)
+                (tmp / BEST_RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+            write_directory(target, fill)
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.root / "best.json", json.dumps(record, indent=1))
+
     def _prune(self) -> None:
-        keep = set(self.steps()[-self.keep_last:])
-        best = self.best
-        if best is not None:
-            keep.add(int(best["step"]))
-        for step in self.steps():
-            if step not in keep:  # rename first so that a kill mid-delete never leaves a half checkpoint
-                doomed = self.root / f".step_{step:09d}.del"
-                os.rename(self.path(step), doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
+        for step in self.steps()[:-self.keep_last]:  # rename first so that a kill mid-delete leaves no half one
+            doomed = self.root / f".step_{step:09d}.del"
+            os.rename(self.path(step), doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
 
     def latest_step(self) -> int | None:
         steps = self.steps()

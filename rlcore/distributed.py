@@ -142,5 +142,13 @@ class Distributed:
         reduced = self.accelerator.reduce(stacked, reduction="mean")
         return dict(zip(keys, reduced.unbind()))
 
+    def any(self, flags: list[bool]) -> list[bool]:
+        """Per flag, whether any process raised it (one collective): decisions all processes must take together,
+        such as stopping or writing a checkpoint."""
+        if self.world_size == 1:
+            return list(flags)
+        raised = torch.tensor([float(f) for f in flags], device=self.device)
+        return [v > 0 for v in self.accelerator.reduce(raised, reduction="sum").tolist()]
+
     def barrier(self) -> None:
         self.accelerator.wait_for_everyone()

@@ -1,4 +1,4 @@
-"""Exceptions that the CLI turns into one readable line (exit code 2) instead of a traceback."""
+"""Exceptions that the CLI turns into one readable line instead of a traceback (exit code 2 for bad input)."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ class DataError(UserError):
 
 class NonFiniteError(RuntimeError):
     """A loss, gradient or reward became NaN/inf; the run stops and keeps its last good checkpoint."""
+
+
+class Stopped(Exception):
+    """A stop signal ended the training after a checkpoint and the summary; the message says how to resume.
+
+    ``exit_code`` is the shell's code for the signal (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

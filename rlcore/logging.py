@@ -1,4 +1,5 @@
-"""Metrics to JSONL, TensorBoard and (when asked and installed) Weights & Biases; a console progress bar.
+"""Metrics to JSONL, TensorBoard and (when asked and installed) Weights & Biases; a console progress bar and
+one-line announcements of what a run is doing.
 
 Metric names are namespaced (``train/v_loss``, ``eval/normalized_score``, ``geom/mean_cosine``). Values may be
 0-dim tensors: they are converted to floats together at log time (one host sync per log event, not per step).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from rlcore.checkpoint import atomic_write_text
 from rlcore.errors import ConfigError
 
 METRICS_FILE = "metrics.jsonl"
@@ -61,9 +64,10 @@ def _format(v: float) -> str:
 class MetricsLogger:
     """Writes each log event to ``metrics.jsonl`` (one JSON object with ``step``), TensorBoard and W&B.
 
-    ``resume_step``: records after that step (from an interrupted attempt) are dropped, so that the file reads
-    as one uninterrupted run; None keeps every record. ``write=False`` (the non-main processes of a distributed
-    run) converts and returns metrics but writes nothing.
+    ``resume_step``: records after that step (logged after the checkpoint a run resumes from, so logged again
+    by the resumed run) are dropped, so that the file reads as one uninterrupted run, and ``dropped`` counts them;
+    TensorBoard discards its events after that step the same way. None keeps every record. ``write=False`` (the
+    non-main processes of a distributed run) converts and returns metrics but writes nothing.
     """
 
     def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, wandb: bool = False,
@@ -73,16 +77,21 @@ class MetricsLogger:
         self.path = self.run_dir / METRICS_FILE
         self.last: dict[str, float] = {}
         self._file = self._tb = self._wandb = None
+        self.dropped = 0
         if not write:
             return
         if resume_step is not None and self.path.is_file():
-            kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+            records = read_metrics(self.path)
+            kept = [r for r in records if r.get("step", 0) <= resume_step]
+            self.dropped = len(records) - len(kept)
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self._file = open(self.path, "a", encoding="utf-8")
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
+            # TensorBoard hides the earlier events at and after purge_step: keep those of the resume step itself
+            purge = resume_step + 1 if resume_step is not None else None
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         if wandb:
             try:
                 import wandb as wandb_lib
@@ -142,3 +151,10 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def announce(text: str) -> None:
+    """Say on the console what the run is doing now (a step that may take a while, where the run lives); printed
+    by the first process of a distributed run only."""
+    if os.environ.get("RANK", "0") == "0":
+        print(text, flush=True)

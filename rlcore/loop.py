@@ -3,23 +3,26 @@
 An algorithm provides ``update(batch) -> dict[str, Tensor]`` and ``state_dict()`` / ``load_state_dict()``; a
 sampler provides ``sample()`` and its own ``state_dict()`` / ``load_state_dict()``. The loop owns the step
 counter, metric averaging, the non-finite guard, evaluation on a schedule, "last"/"best" bookkeeping and
-checkpoints that restore algorithm, sampler and global RNG state, so that a killed and resumed CPU run ends with
-bit-identical parameters. In a multi-process run every process runs the loop (the algorithm synchronises them)
+checkpoints that restore algorithm, sampler and global RNG state, so that a killed or stopped and resumed CPU run
+ends with bit-identical parameters. In a multi-process run every process runs the loop (the algorithm synchronises them)
 and only the main process (``run.is_main``) writes metrics and checkpoints.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from rlcore.errors import NonFiniteError
-from rlcore.logging import Progress
+from rlcore.logging import Progress, announce
 from rlcore.run import Run
 from rlcore.runtime import rng_state, set_rng_state
+from rlcore.stop import StopSignals
 
 
 class Algorithm(Protocol):
@@ -80,13 +83,23 @@ def train_loop(
     best_key: str | None = None,
     console_keys: tuple[str, ...] = (),
     extra_state: Callable[[], dict[str, Any]] | None = None,
+    save_best: Callable[[Path], None] | None = None,
+    best_dir: Path | None = None,
+    stop: StopSignals | None = None,
+    agree: Callable[[list[bool]], list[bool]] | None = None,
 ) -> dict[str, Any]:
     """Run ``run.config.max_steps`` updates (resuming from the latest checkpoint if there is one).
 
     ``evaluate(algo)`` returns metrics (keys without a namespace go under ``eval/``); ``best_key`` names the one
-    that decides the "best" checkpoint and result. ``extra_state()`` returns more JSON/tensor state to store in
-    each checkpoint (e.g. observation statistics needed for evaluation). Returns the summary written to
-    ``summary.json``: last and best evaluation, steps and wall time.
+    that decides the "best" result. At each new best, ``save_best(dir)`` writes the policy (and what acting with it
+    needs) into a directory that becomes ``best_dir`` (default ``checkpoints/best``). ``extra_state()`` returns more
+    JSON/tensor state to store in each checkpoint (e.g. observation statistics needed for evaluation).
+
+    A checkpoint is written every ``ckpt_every`` steps, once ``ckpt_minutes`` have passed since the last one, at the
+    last step, and when ``stop`` is requested: the loop then ends after the current update. ``agree(flags)`` makes
+    the processes of a distributed run take those decisions together (True where any process says so).
+
+    Returns the summary: status (finished or stopped), the step reached, last and best evaluation, wall time.
     """
     cfg = run.config
     start = 0
@@ -102,14 +115,17 @@ def train_loop(
         set_rng_state(state["rng"])
         best, last = state.get("best"), state.get("last")
         sums, count = state["log_sums"], state["log_count"]
+        on_disk = run.checkpoints.best  # the best policy ever evaluated here, maybe after this checkpoint
+        if on_disk is not None and "metrics" in on_disk:
+            best = {"step": on_disk["step"], "metrics": on_disk["metrics"]}
 
     guard = NonFiniteGuard()
     progress = Progress(cfg.max_steps, initial=start, desc=run.algo, keys=console_keys,
                         enabled=cfg.progress and run.is_main)
     if start and run.is_main:
-        progress.write(f"resumed {run.dir} from step {start}")
+        announce(f"resumed {run.dir} from step {start}")
     tick, tick_step = time.perf_counter(), start
-    t0 = time.perf_counter()
+    t0 = last_save = time.perf_counter()
 
     def last_good() -> str:
         step = run.checkpoints.latest_step()
@@ -124,9 +140,9 @@ def train_loop(
                  "best": best, "last": last, "log_sums": sums, "log_count": count}
         if extra_state is not None:
             state["extra"] = extra_state()
-        evaluated_now = last is not None and last["step"] == step and best_key is not None
-        run.checkpoints.save(step, state, metric=last["metrics"].get(best_key) if evaluated_now else None)
+        run.checkpoints.save(step, state)
 
+    step = start
     try:
         for step in range(start + 1, cfg.max_steps + 1):
             metrics = algo.update(sampler.sample())
@@ -149,14 +165,22 @@ def train_loop(
                 last = {"step": step, "metrics": run.logger.log(step, namespaced(evaluate(algo), "eval"))}
                 progress.show(last["metrics"])
                 score = last["metrics"].get(best_key) if best_key else None
-                if score is not None and (best is None or score > best["metrics"][best_key]):
+                if score is not None and math.isfinite(score) and (best is None or score > best["metrics"][best_key]):
+                    guard.check(last_good())  # never call a diverged policy the best
                     best = last
-            if step % cfg.ckpt_every == 0 or is_last:
+                    if run.is_main:
+                        run.checkpoints.save_best(step, best_key, last["metrics"], save_best, best_dir)
+            flags = [bool(cfg.ckpt_minutes) and time.perf_counter() - last_save >= 60 * cfg.ckpt_minutes,
+                     stop is not None and stop.requested]
+            due, stopping = agree(flags) if agree is not None else flags
+            if step % cfg.ckpt_every == 0 or is_last or due or stopping:
                 save(step)
+                last_save = time.perf_counter()
+            if stopping and not is_last:
+                break
     finally:
         progress.close()
 
-    summary = {"steps": cfg.max_steps, "wall_s": round(time.perf_counter() - t0, 3), "resumed_from": start,
-               "last": last, "best": best, "best_key": best_key}
-    run.write_summary(summary)
-    return summary
+    return {"status": "finished" if step >= cfg.max_steps else "stopped", "step": step, "steps": cfg.max_steps,
+            "wall_s": round(time.perf_counter() - t0, 3), "resumed_from": start, "last": last, "best": best,
+            "best_key": best_key}

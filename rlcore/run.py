@@ -3,11 +3,11 @@
 Layout of ``<run_dir>``::
 
     config.yaml        the resolved config (loads back with ``--config``)
-    meta.json          command line, git revision, package versions, host, start time
+    meta.json          command line, git revision, package versions, host, start time, and every resume
     metrics.jsonl      one JSON object per log event, with ``step``
     tb/                TensorBoard events
-    checkpoints/       step_<N>/ (safetensors + JSON), latest.json, best.json
-    summary.json       "last" and "best" results, written when the run ends
+    checkpoints/       step_<N>/ (safetensors + JSON), latest.json, best.json and best/ (the best evaluation's policy)
+    summary.json       "last" and "best" results and the status (finished or stopped), written when the run ends
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import Any
 from rlcore.checkpoint import CheckpointManager, atomic_write_text
 from rlcore.config import check_range, save_yaml, to_dict
 from rlcore.errors import ConfigError, UserError
-from rlcore.logging import MetricsLogger
+from rlcore.logging import METRICS_FILE, MetricsLogger
 
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
@@ -49,7 +50,10 @@ class TrainConfig:
     eval_every: int = 5000
     """Evaluate every this many steps (and at the last step); 0 disables periodic evaluation."""
     ckpt_every: int = 5000
-    """Write a checkpoint every this many steps (and at the last step)."""
+    """Write a checkpoint every this many steps (and at the last step, and when the run is stopped by a signal)."""
+    ckpt_minutes: float = 10.0
+    """Also write a checkpoint once this many minutes have passed since the last one (0: off), so that a kill -9
+    loses at most about this much work."""
     keep_checkpoints: int = 2
     """How many recent checkpoints to keep (the best one is kept as well)."""
     device: str = "auto"
@@ -69,6 +73,7 @@ class TrainConfig:
         for name in ("max_steps", "log_every", "ckpt_every", "keep_checkpoints"):
             check_range(name, getattr(self, name), low=1)
         check_range("eval_every", self.eval_every, low=0)
+        check_range("ckpt_minutes", self.ckpt_minutes, low=0)
         check_range("threads", self.threads, low=0)
 
 
@@ -104,34 +109,54 @@ def default_run_dir(algo: str, task: str | None) -> Path:
 class Run:
     """Owns a run directory. ``Run.open(...)`` creates it (or reopens it to resume)."""
 
-    def __init__(self, run_dir: Path, algo: str, config: TrainConfig, resume_step: int, is_main: bool = True):
+    def __init__(self, run_dir: Path, algo: str, config: TrainConfig, resume_step: int | None, is_main: bool = True,
+                 created: tuple[Path, ...] = ()):
         self.dir = run_dir
         self.algo = algo
         self.config = config
         self.is_main = is_main
+        self.resume_step = resume_step
+        """The checkpoint step this run was resumed from (None for a new run)."""
+        self._created = created
         self.checkpoints = CheckpointManager(run_dir / CHECKPOINT_DIR, keep_last=config.keep_checkpoints)
+        # a new run drops the metrics of an earlier attempt in this folder that ended before its first checkpoint
         self.logger = MetricsLogger(run_dir, tensorboard=config.tensorboard, wandb=config.wandb,
-                                    config=to_dict(config), resume_step=resume_step, write=is_main)
+                                    config=to_dict(config), resume_step=resume_step or 0, write=is_main)
 
     @classmethod
     def open(cls, algo: str, config: TrainConfig, run_dir: str | Path | None = None, task: str | None = None,
-             resume: bool = False, is_main: bool = True) -> Run:
-        """Create ``run_dir`` (default ``runs/<algo>-<task>-<time>``), or reopen it when ``resume``.
+             resume: bool = False, is_main: bool = True, changes: dict[str, list[Any]] | None = None) -> Run:
+        """Create ``run_dir`` (default ``runs/<algo>-<task>-<time>``) with config.yaml and meta.json, or reopen it
+        when ``resume``: then ``changes`` (``{key: [old, new]}``, the config keys this resume changes) are written
+        to config.yaml and, with the command line, appended to meta.json's ``resumes``.
 
         Refuses to overwrite a directory that already holds checkpoints unless ``resume`` is set. In a
         multi-process run every process opens the run with ``is_main`` true on exactly one: the others read
         checkpoints (to resume) but write nothing. Pass the same ``run_dir`` to all of them.
         """
         path = Path(run_dir) if run_dir is not None else default_run_dir(algo, task)
-        ckpt = CheckpointManager(path / CHECKPOINT_DIR)
-        latest = ckpt.latest_step()
+        latest = CheckpointManager(path / CHECKPOINT_DIR).latest_step()
+        if resume and (latest is None or not (path / CONFIG_FILE).is_file()):
+            raise UserError(f"'{path}' has no config.yaml and checkpoint to resume from; start a new run instead")
         if latest is not None and not resume:
             raise UserError(f"run directory '{path}' already has checkpoints (up to step {latest}); "
                             "pass --resume to continue it, or choose another --run-dir")
         if path.exists() and not path.is_dir():
             raise UserError(f"--run-dir '{path}' is a file; choose a directory path")
         if not is_main:
-            return cls(path, algo, config, resume_step=latest or 0, is_main=False)
+            return cls(path, algo, config, resume_step=latest if resume else None, is_main=False)
+        if resume:
+            if changes:
+                save_yaml(config, path / CONFIG_FILE, algo=algo)
+            _append_resume(path / META_FILE, latest, changes or {})
+            return cls(path, algo, config, resume_step=latest)
+        created = (path,) if not path.exists() else tuple(path / n for n in (CONFIG_FILE, META_FILE, METRICS_FILE,
+                                                                               "tb"))
+        for stale in (path / CHECKPOINT_DIR, path / SUMMARY_FILE):  # an earlier attempt's, ended before a checkpoint
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
         path.mkdir(parents=True, exist_ok=True)
         save_yaml(config, path / CONFIG_FILE, algo=algo)
         meta = {
@@ -141,12 +166,11 @@ class Run:
             "git_revision": git_revision(),
             "versions": package_versions(),
             "host": platform.node(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "resumed_from_step": latest if resume else None,
+            "started": _now(),
+            "resumes": [],
         }
         atomic_write_text(path / META_FILE, json.dumps(meta, indent=1))
-        # Metrics logged after the checkpoint we continue from (or all of them, on a fresh start) are dropped.
-        return cls(path, algo, config, resume_step=latest or 0)
+        return cls(path, algo, config, resume_step=None, created=created)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.is_main:
@@ -154,6 +178,39 @@ class Run:
 
     def close(self) -> None:
         self.logger.close()
+
+    def abandon(self) -> None:
+        """Close a run whose setup failed before training, removing what a new run's start created (a resumed
+        run keeps everything)."""
+        self.close()
+        for p in self._created:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _append_resume(meta_path: Path, step: int | None, changes: dict[str, list[Any]]) -> None:
+    """Add ``{argv, step, time, changed}`` to meta.json's ``resumes``; the original command line stays."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {"note": "meta.json was missing or unreadable at a resume; the original command is lost"}
+    meta.setdefault("resumes", []).append({"argv": sys.argv, "step": step, "time": _now(), "changed": changes})
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+
+
+def run_finished(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a finished run: a summary.json not written by a stop signal."""
+    try:
+        summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return summary.get("status", "finished") == "finished"
 
 
 def saved_config_path(run_dir: str | Path) -> Path:

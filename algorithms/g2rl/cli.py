@@ -15,7 +15,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rlcore.algorithms.g2rl.shaping import make_shaper
     from rlcore.algorithms.grpo.cli import report
-    from rlcore.algorithms.grpo.trainer import train
+    from rlcore.algorithms.grpo.launch import train
 
     cfg = config_from_args(G2RLConfig, args, algo="g2rl")
     result = train(cfg, algo="g2rl", run_dir=args.run_dir, resume=args.resume, make_shaper=make_shaper)

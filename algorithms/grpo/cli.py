@@ -9,7 +9,7 @@ from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 if TYPE_CHECKING:
-    from rlcore.algorithms.grpo.trainer import TrainResult
+    from rlcore.algorithms.grpo.launch import TrainResult
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def report(result: TrainResult) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rlcore.algorithms.grpo.trainer import train
+    from rlcore.algorithms.grpo.launch import train
 
     cfg = config_from_args(GRPOConfig, args, algo="grpo")
     report(train(cfg, algo="grpo", run_dir=args.run_dir, resume=args.resume))

@@ -10,6 +10,7 @@ import torch
 
 from rlcore.envs.reasoning import MathRecord, build_prompt, load_math_dataset, make_arith_dataset
 from rlcore.errors import DataError
+from rlcore.logging import announce
 
 ARITH_SIZES = {"arith": (1024, 0), "arith-heldout": (64, 1)}
 """Toy-task names -> (default number of problems, generator seed): the held-out set draws different problems."""
@@ -41,6 +42,7 @@ def build_problems(name: str, records: list[MathRecord], tokenizer: Any, *, prom
                    max_prompt_tokens: int | None = None) -> Problems:
     """``records`` with prompt texts and ids; prompts longer than ``max_prompt_tokens`` are dropped (a DataError
     if none is left)."""
+    announce(f"tokenising {len(records)} prompts of {name}")
     texts = [build_prompt(r.prompt, tokenizer if prompt_format == "chat" else None) for r in records]
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     keep = [i for i, x in enumerate(ids) if max_prompt_tokens is None or len(x) <= max_prompt_tokens]

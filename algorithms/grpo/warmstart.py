@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts
 from rlcore.envs.reasoning import build_prompt, make_arith_dataset
 from rlcore.envs.reasoning.datasets import MathRecord
 from rlcore.llm import lm_head_weight, load_policy, tiny_qwen
 from rlcore.llm.cache import cache_root, cached_directory
+from rlcore.logging import announce
 
 WARMSTART_VERSION = 1
 SFT_SEED = 12345
@@ -54,6 +57,8 @@ def arith_warmstart(*, steps: int = 100, batch_size: int = 32, lr: float = 3e-3,
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
     def build(directory: Path) -> None:
+        announce(f"warm-starting the tiny Qwen3 on the arithmetic task: {steps} supervised steps, once (a minute or "
+                 f"two on CPU; cached in {directory.parent / key})")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model, tokenizer = load_policy(base, dtype="float32", device="cpu")
@@ -64,7 +69,7 @@ def arith_warmstart(*, steps: int = 100, batch_size: int = 32, lr: float = 3e-3,
             eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
             optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
             hidden = HiddenStates(model)
-            for step in range(steps):
+            for step in tqdm(range(steps), desc="warm start", unit="step", file=sys.stderr, dynamic_ncols=True):
                 rows = range(step * batch_size, (step + 1) * batch_size)
                 texts = [sft_answer(problems[i], rng, mode_share) for i in rows]
                 answers = [[*tokenizer(t, add_special_tokens=False)["input_ids"], eos] for t in texts]

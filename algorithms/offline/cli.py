@@ -48,12 +48,13 @@ TRAIN_ODICE, TRAIN_BC, TRAIN_IQL = (_train_command(a) for a in ("odice", "bc", "
 
 
 def load_trained(run_dir: str | Path, checkpoint: str = "latest") -> tuple[Any, Any, dict[str, Any]]:
-    """(algorithm object, its config, the checkpoint's extra state) from a run directory of odice/bc/iql.
+    """(algorithm object, its config, what acting needs) from a run directory of odice/bc/iql.
 
-    ``checkpoint``: latest, best, or a step number.
+    ``checkpoint``: latest, best (the policy of the best evaluation, saved when it happened), or a step number.
+    The returned ``extra`` holds sizes, observation statistics, action bounds and ``step``.
     """
     from rlcore.algorithms.offline.train import ALGORITHMS
-    from rlcore.checkpoint import CheckpointManager
+    from rlcore.checkpoint import CheckpointManager, load_state
     from rlcore.config import load_config, read_yaml
     from rlcore.errors import UserError
     from rlcore.run import CHECKPOINT_DIR, saved_config_path
@@ -65,12 +66,23 @@ def load_trained(run_dir: str | Path, checkpoint: str = "latest") -> tuple[Any, 
     config_cls, algo_cls = ALGORITHMS[algo_name]
     cfg = load_config(config_cls, config_path, algo=algo_name)
     manager = CheckpointManager(Path(run_dir) / CHECKPOINT_DIR)
+    best_path = manager.best_path() if checkpoint == "best" else None
+    if best_path is not None:
+        state = load_state(best_path)
+        extra = state["extra"]
+        algo = algo_cls(cfg, int(extra["obs_dim"]), int(extra["act_dim"]))
+        algo.policy.load_state_dict(state["policy"])
+        extra["step"] = int(manager.best["step"])
+        return algo, cfg, extra
     if checkpoint == "latest":
         step = manager.latest_step()
-    elif checkpoint == "best":
+    elif checkpoint == "best":  # runs written before best policies were saved: the best checkpoint
         step = (manager.best or {}).get("step")
-    else:
+    elif checkpoint.isdigit():
         step = int(checkpoint)
+    else:
+        raise UserError(f"--checkpoint '{checkpoint}' is not latest, best or a step number (this run has steps "
+                        f"{manager.steps() or 'none'})")
     if step is None or step not in manager.steps():
         raise UserError(f"'{run_dir}' has no {checkpoint} checkpoint (found steps {manager.steps() or 'none'}); "
                         "train it first or pick another with --checkpoint")

@@ -28,6 +28,7 @@ from rlcore.envs.offline import (
     scale_rewards_by_return_range,
 )
 from rlcore.errors import ConfigError, DataError
+from rlcore.logging import announce
 
 
 @dataclasses.dataclass
@@ -110,6 +111,7 @@ def prepare_data(cfg: OfflineConfig, algo: str, run_dir: Path | None = None, pro
         raise ConfigError("no dataset: pass --dataset <file.hdf5 | minari id> (or a D4RL --task whose file is "
                           "cached locally)")
     task_name = target.name if isinstance(target, Task) and cfg.task is not None else None
+    announce(f"loading dataset {source}")
     data = load_dataset(source, task=task_name)
     il_mode = cfg.il_mode if isinstance(cfg, ImitationConfig) else "none"
     if isinstance(cfg, ImitationConfig) and il_mode == "single_trajectory":
@@ -127,6 +129,7 @@ def prepare_data(cfg: OfflineConfig, algo: str, run_dir: Path | None = None, pro
         elif transform in ("antmaze", "antmaze_iql"):
             data = antmaze_rewards(data, "iql" if transform == "antmaze_iql" else "odice")
 
+    announce(f"building the evaluation environment {target if isinstance(target, str) else target.env_id}")
     env = make_env(target)
     try:
         space = env.action_space

@@ -77,3 +77,9 @@ def policy_state(data: PreparedData) -> dict[str, Any]:
         "action_low": torch.from_numpy(data.actions.low),
         "action_high": torch.from_numpy(data.actions.high),
     }
+
+
+def best_policy_state(algo: Any, data: PreparedData) -> dict[str, Any]:
+    """What ``checkpoints/best`` holds: the policy of every seed and what acting with it needs (no value networks
+    or optimisers: it is for evaluation, not for resuming)."""
+    return {"policy": algo.policy.state_dict(), "extra": policy_state(data)}

@@ -1,7 +1,8 @@
 """Training O-DICE, IQL or BC on an offline dataset: the family's registry and its training entry.
 
 A trained run directory holds everything acting needs (observation statistics, action bounds, sizes) in every
-checkpoint, so it alone is enough to evaluate or to collect data with the policy.
+checkpoint and with the best policy (``checkpoints/best``), so it alone is enough to evaluate or to collect data
+with the policy.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from rlcore.algorithms.iql import IQL, IQLConfig
 from rlcore.algorithms.odice import ODICE, ODICEConfig
 from rlcore.algorithms.offline.config import OfflineConfig
 from rlcore.algorithms.offline.data import prepare_data
-from rlcore.algorithms.offline.evaluation import make_evaluator, policy_state
+from rlcore.algorithms.offline.evaluation import best_policy_state, make_evaluator, policy_state
 from rlcore.algorithms.offline.sampler import MultiSeedSampler
-from rlcore.loop import train_loop
-from rlcore.run import Run, default_run_dir
-from rlcore.runtime import resolve_device, seed_everything, set_threads
+from rlcore.checkpoint import write_state
+from rlcore.launcher import Job, launch
+from rlcore.run import Run
+from rlcore.runtime import resolve_device
 
 ALGORITHMS: dict[str, tuple[type[OfflineConfig], type]] = {
     "odice": (ODICEConfig, ODICE),
@@ -36,35 +38,31 @@ def train(algo_name: str, cfg: OfflineConfig, run_dir: str | Path | None = None,
           log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train ``algo_name`` (odice, bc or iql) with ``cfg``; returns the run summary (also in summary.json)."""
     _, algo_cls = ALGORITHMS[algo_name]
-    set_threads(cfg.threads)
-    seed_everything(cfg.seed, cfg.deterministic)
     device = resolve_device(cfg.device)
-    run_path = Path(run_dir) if run_dir is not None else default_run_dir(
-        algo_name, cfg.task or cfg.env or Path(cfg.dataset or "data").stem)
-    # every input is checked before the run directory exists, so a bad start leaves no files behind
-    data = prepare_data(cfg, algo_name, run_path, progress=cfg.progress, device=device)
-    run = Run.open(algo_name, cfg, run_dir=run_path, resume=resume)
-    try:
+
+    def setup(run: Run) -> Job:
+        data = prepare_data(cfg, algo_name, run.dir, progress=cfg.progress, device=device)
         algo = algo_cls(cfg, data.dataset.obs_dim, data.dataset.act_dim, device=device)
         sampler = MultiSeedSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
         metric = "eval/normalized_score" if data.has_scores else "eval/return_mean"
         log(f"{TITLES[algo_name]} on {data.target if isinstance(data.target, str) else data.target.name}: "
             f"{len(data.dataset)} transitions, {data.dataset.num_episodes} episodes, seeds {cfg.seed_list}, "
             f"{cfg.max_steps} steps on {device} -> {run.dir}")
-        summary = train_loop(run, algo, sampler, evaluate=make_evaluator(cfg, data, device), best_key=metric,
-                             console_keys=("train/v_loss", "train/policy_loss", metric),
-                             extra_state=lambda: policy_state(data))
-        summary["behaviour_score"] = data.behaviour_score()
-        summary["behaviour_return_mean"] = float(np.mean(data.behaviour_returns)) if len(data.behaviour_returns) \
-            else None
-        run.write_summary(summary)
-    finally:
-        run.close()
+        behaviour = {"behaviour_score": data.behaviour_score(), "behaviour_return_mean":
+                     float(np.mean(data.behaviour_returns)) if len(data.behaviour_returns) else None}
+        return Job(algo, sampler, evaluate=make_evaluator(cfg, data, device), best_key=metric,
+                   console_keys=("train/v_loss", "train/policy_loss", metric),
+                   extra_state=lambda: policy_state(data),
+                   save_best=lambda directory: write_state(best_policy_state(algo, data), directory),
+                   summary_extra=lambda: behaviour)
+
+    task = cfg.task or cfg.env or Path(cfg.dataset or "data").stem
+    summary, path = launch(algo_name, cfg, setup, run_dir=run_dir, task=task, resume=resume)
     from rlcore.report import write_report
 
-    write_report(run.dir, metric)
-    log(describe_summary(algo_name, summary, metric))
-    log(f"learning curve: {run.dir / 'learning_curves.png'}")
+    write_report(path, summary["best_key"])
+    log(describe_summary(algo_name, summary, summary["best_key"]))
+    log(f"learning curve: {path / 'learning_curves.png'}")
     return summary
 
 

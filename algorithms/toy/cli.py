@@ -1,4 +1,4 @@
-"""``rlcore train toy``: the toy regression through the shared training loop."""
+"""``rlcore train toy``: the toy regression through the shared launcher and training loop."""
 
 from __future__ import annotations
 
@@ -14,23 +14,21 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from rlcore.algorithms.toy.toy import ToyRegression, ToySampler, make_dataset
-    from rlcore.loop import train_loop
+    from rlcore.checkpoint import write_state
+    from rlcore.launcher import Job, launch
     from rlcore.run import Run
-    from rlcore.runtime import seed_everything, set_threads
 
     cfg = config_from_args(ToyConfig, args, algo="toy")
-    set_threads(cfg.threads)
-    seed_everything(cfg.seed, cfg.deterministic)
-    x, y = make_dataset(cfg)
-    algo = ToyRegression(cfg)
-    sampler = ToySampler(x, y, cfg.batch_size, cfg.seed)
-    run = Run.open("toy", cfg, run_dir=args.run_dir, resume=args.resume)
-    try:
-        summary = train_loop(run, algo, sampler, evaluate=lambda a: a.evaluate(x, y), best_key="eval/score",
-                             console_keys=("train/loss", "eval/mse"))
-    finally:
-        run.close()
-    print(f"toy regression: final mse {summary['last']['metrics']['eval/mse']:.4f} -> {run.dir}")
+
+    def setup(run: Run) -> Job:
+        x, y = make_dataset(cfg)
+        algo = ToyRegression(cfg)
+        return Job(algo, ToySampler(x, y, cfg.batch_size, cfg.seed), evaluate=lambda a: a.evaluate(x, y),
+                   best_key="eval/score", console_keys=("train/loss", "eval/mse"),
+                   save_best=lambda directory: write_state({"model": algo.model.state_dict()}, directory))
+
+    summary, run_dir = launch("toy", cfg, setup, run_dir=args.run_dir, resume=args.resume)
+    print(f"toy regression: final mse {summary['last']['metrics']['eval/mse']:.4f} -> {run_dir}")
     return 0
 
 

@@ -6,6 +6,7 @@ so an interrupted or failed write never leaves a partial file at the destination
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import tempfile
@@ -30,6 +31,11 @@ def read_hdf5(path: str | Path, need_timeouts: bool = True) -> tuple[dict[str, n
     source = str(path)
     if not path.is_file():
         raise DataError(f"dataset file '{source}' not found; check the path")
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not h5py.is_hdf5(source):
+        raise DataError(f"'{source}' is not an HDF5 file; {sniff(head)}; pass a D4RL-layout HDF5 file (arrays "
+                        "observations, actions, rewards, terminals, timeouts), e.g. from `rlcore data collect`")
     try:
         with h5py.File(path, "r") as f:
             keys = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
@@ -42,6 +48,40 @@ def read_hdf5(path: str | Path, need_timeouts: bool = True) -> tuple[dict[str, n
         raise DataError(f"'{source}' is not a readable HDF5 file (truncated or damaged: {e}); "
                         "re-download or re-create it") from e
     return check_arrays(arrays, source), attrs
+
+
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (e.g. NumPy .npz, a zipped agent)",
+    b"\x1f\x8b": "gzip-compressed data (decompress it first)",
+    b"\x93NUMPY": "a NumPy .npy array",
+    b"PAR1": "a Parquet table",
+    b"BZh": "bzip2-compressed data (decompress it first)",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed data (decompress it first)",
+    b"%PDF": "a PDF document",
+}
+
+
+def sniff(head: bytes) -> str:
+    """What a file that is not HDF5 looks like, from its first bytes: "it looks like CSV text", ..."""
+    if not head:
+        return "it is empty (0 bytes)"
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return f"it looks like {what}"
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
+        return "it looks like a Python pickle (never loaded here: pickles can run code)"
+    try:  # an incremental decoder accepts a character cut in two at the end of the sample
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "it looks like binary data of another format"
+    lines = [line for line in text.splitlines() if line.strip()]
+    first = lines[0].strip() if lines else ""
+    if first[:1] in ("{", "["):
+        return "it looks like JSON text"
+    for sep, name in ((",", "CSV"), ("\t", "tab-separated"), (";", "semicolon-separated")):
+        if first.count(sep) >= 1 and (len(lines) < 2 or lines[1].count(sep) == first.count(sep)):
+            return f"it looks like {name} text (first line {first[:40]!r})"
+    return f"it looks like plain text (first line {first[:40]!r})"
 
 
 def write_hdf5(path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None) -> Path:

@@ -60,19 +60,21 @@ def _run(args: argparse.Namespace) -> int:
     from rlcore.envs.reasoning.metrics import benchmark_metrics, summary_rows, to_csv, to_markdown
     from rlcore.envs.reasoning.prompts import build_prompt
     from rlcore.envs.reasoning.scoring import record_answer, score_records
+    from rlcore.llm.policy import check_model_path
     from rlcore.rollout import SamplingParams, make_engine
 
     _check_args(args)
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     datasets = {Path(n).stem if n.endswith(".jsonl") else n: load_math_dataset(n, data_dir=args.data_dir,
                                                                                  limit=args.limit) for n in names}
-    out = Path(args.out or f"runs/eval-llm-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    check_model_path(args.model)
     if args.engine == "hf":
         engine = make_engine("hf", args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     else:
         engine = make_engine("vllm", args.model, dtype=args.dtype, seed=args.seed,
                              gpu_memory_utilization=args.gpu_memory_utilization)
+    out = Path(args.out or f"runs/eval-llm-{time.strftime('%Y%m%d-%H%M%S')}")  # only once the model loaded
+    out.mkdir(parents=True, exist_ok=True)
     prompts_per_call = max(1, args.batch_size // args.k)
     per_benchmark = {}
     with open(out / "samples.jsonl", "w", encoding="utf-8") as samples_file:

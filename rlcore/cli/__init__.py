@@ -2,7 +2,8 @@
 
 ``train``, ``eval`` and ``data`` dispatch to the commands of :mod:`rlcore.cli.registry` (built-ins, then
 third-party entry points), importing only the one asked for. User errors print one line and exit with
-code 2 (``--debug`` shows the traceback); a run stopped by a NaN/inf exits with code 3.
+code 2 (``--debug`` shows the traceback); a run stopped by a NaN/inf exits with code 3; a training stopped by
+SIGINT / SIGTERM exits with code 130 / 143 once its checkpoint is written, naming the command that resumes it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import warnings
 from rlcore import __version__
 from rlcore.cli.commands import Command
 from rlcore.cli.registry import load, targets
-from rlcore.errors import NonFiniteError, UserError
+from rlcore.errors import NonFiniteError, Stopped, UserError
 
 GROUPS = {
     "train": "train an algorithm (rlcore train <algo> --help)",
@@ -93,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: training stopped: {e}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume --run-dir <dir>", file=sys.stderr)
+    except Stopped as e:  # a stop signal during training: checkpoint and summary are written
+        if str(e):
+            print(f"{e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # before training started (nothing to resume) or after it ended
+        print("interrupted", file=sys.stderr)
         return 130
 
 

@@ -11,11 +11,10 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-from rlcore.config import describe, load_config
-from rlcore.run import saved_config_path
+from rlcore.config import describe, load_config, to_dict
+from rlcore.resume import check_changes, config_changes, resumable_config
 
 C = TypeVar("C")
 
@@ -53,7 +52,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, config_cls: type) -> No
                         help="override a config key, e.g. --set max_steps=1000 (repeatable)")
     parser.add_argument("--run-dir", metavar="DIR", help="output directory (default runs/<algo>-<task>-<time>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --run-dir from its latest checkpoint (uses its saved config)")
+                        help="continue the run in --run-dir from its latest checkpoint (uses its saved config; --set "
+                        "may change max_steps, eval_every, eval_episodes, log_every, ckpt_* and logging switches)")
+    parser.add_argument("--force-config", action="store_true",
+                        help="with --resume: accept --set changes to the experiment itself (e.g. lam), which "
+                        "config.yaml and meta.json then record")
     parser.add_argument("--seed", type=int, help="random seed (config key seed)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (config key device)")
     parser.add_argument("--list-config", action=ListConfigAction, config_cls=config_cls)
@@ -64,19 +67,18 @@ def config_from_args(config_cls: type[C], args: argparse.Namespace, algo: str,
     """Resolve the config for a training command.
 
     Order: dataclass defaults <- ``--config`` preset (or, with ``--resume``, the run's saved config.yaml) <-
-    typed flags (``values`` plus ``--seed``/``--device``) <- ``--set`` overrides.
+    typed flags (``values`` plus ``--seed``/``--device``) <- ``--set`` overrides. On ``--resume``, changes to the
+    experiment are refused unless ``--force-config`` (see :mod:`rlcore.resume`).
     """
-    preset: str | Path | None = args.config
-    if args.resume:
-        if not args.run_dir:
-            from rlcore.errors import UserError
-
-            raise UserError("--resume needs --run-dir pointing at the run to continue")
-        if Path(args.run_dir, "config.yaml").exists():
-            preset = saved_config_path(args.run_dir)
     flags = {k: v for k, v in (values or {}).items() if v is not None}
     if args.seed is not None:
         flags["seed"] = args.seed
     if args.device is not None:
         flags["device"] = args.device
-    return load_config(config_cls, preset, overrides=args.overrides, values=flags, algo=algo)
+    if not args.resume:
+        return load_config(config_cls, args.config, overrides=args.overrides, values=flags, algo=algo)
+    saved = resumable_config(args.run_dir, algo)
+    cfg = load_config(config_cls, saved, overrides=args.overrides, values=flags, algo=algo)
+    changes = config_changes(to_dict(load_config(config_cls, saved, algo=algo)), to_dict(cfg))
+    check_changes(changes, args.run_dir, algo, force=getattr(args, "force_config", False))
+    return cfg

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from rlcore.errors import UserError
+from rlcore.logging import announce
 from rlcore.runtime import resolve_device
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -59,6 +60,27 @@ def prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
+def check_model_path(name_or_path: str | Path) -> None:
+    """A one-line UserError when a local directory is not a saved model: an rlcore run directory (naming where its
+    models are, or the command that evaluates it) or a folder without ``config.json``."""
+    path = Path(name_or_path)
+    if not path.is_dir() or (path / "config.json").is_file():
+        return
+    if (path / "config.yaml").is_file():
+        exported = [str(path / d) for d in ("best_model", "model") if (path / d / "config.json").is_file()]
+        if exported:
+            raise UserError(f"'{path}' is an rlcore run directory, not a model; pass one of its models: "
+                            f"{' or '.join(exported)}")
+        from rlcore.cli.registry import targets
+        from rlcore.config import read_yaml
+
+        algo = read_yaml(path / "config.yaml").get("algo")
+        how = f"; evaluate it with `rlcore eval {algo} --run-dir {path}`" if algo in targets("eval") else ""
+        raise UserError(f"'{path}' is an rlcore run directory of {algo}, not a language model{how}")
+    raise UserError(f"'{path}' has no config.json, so it is not a model saved with save_pretrained; pass such a "
+                    "directory or 'tiny'")
+
+
 def load_policy(name_or_path: str | Path, *, dtype: str | torch.dtype | None = None, device: str = "auto",
                 trust_remote_code: bool = False) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for a causal LM in eval mode on ``device``.
@@ -78,11 +100,13 @@ def load_policy(name_or_path: str | Path, *, dtype: str | torch.dtype | None = N
         name_or_path = tiny_qwen()
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
+    check_model_path(name_or_path)
+    announce(f"loading model weights from {name_or_path}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype,
                                                      trust_remote_code=trust_remote_code)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise UserError(f"cannot load model '{name_or_path}' ({str(e).splitlines()[0]}); pass a directory written "
                         "by save_pretrained (config.json, weights, tokenizer files) or 'tiny'") from e
     prepare_tokenizer(tokenizer)

@@ -10,6 +10,7 @@ import torch
 
 from rlcore.llm.cache import cache_root, cached_directory
 from rlcore.llm.tokenizer import ENDOFTEXT, IM_END, QWEN3_VOCAB_SIZE, TOKENIZER_VERSION, build_qwen_tokenizer
+from rlcore.logging import announce
 
 
 def tiny_qwen(path: str | Path | None = None, *, layers: int = 2, hidden: int = 64, heads: int = 2,
@@ -35,6 +36,7 @@ def tiny_qwen(path: str | Path | None = None, *, layers: int = 2, hidden: int = 
     def build(directory: Path) -> None:
         from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
+        announce(f"building the tiny random-weight Qwen3 and its tokenizer (once; cached in {path})")
         tokenizer = build_qwen_tokenizer(cache_dir)
         eos, pad = tokenizer.convert_tokens_to_ids(IM_END), tokenizer.convert_tokens_to_ids(ENDOFTEXT)
         config = Qwen3Config(

@@ -14,6 +14,7 @@ from typing import Any
 
 from rlcore.config import check_range
 from rlcore.errors import ConfigError, UserError
+from rlcore.logging import announce
 from rlcore.rollout.base import Completion, Prompts, RolloutEngine, SamplingParams
 
 
@@ -53,6 +54,7 @@ class VLLMEngine(RolloutEngine):
         self._vllm = vllm
         self.sleep_level = sleep_level
         self.can_sleep = bool(current_platform.is_sleep_mode_available())
+        announce(f"starting vLLM on {model} (tens of seconds: weights, CUDA graphs, KV cache)")
         self.llm = vllm.LLM(model=str(model), gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
                             max_model_len=max_model_len, seed=seed, enable_sleep_mode=self.can_sleep,
                             logprobs_mode="processed_logprobs", enforce_eager=enforce_eager, **llm_kwargs)

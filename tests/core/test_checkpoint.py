@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -126,12 +127,14 @@ def test_replacing_same_step_is_atomic(tmp_path, monkeypatch):
 
 _WRITER = """
 import sys, torch
-from rlcore.checkpoint import CheckpointManager
+from rlcore.checkpoint import CheckpointManager, write_state
 m = CheckpointManager(sys.argv[1], keep_last=2)
 step = 0
 while True:
     step += 1
-    m.save(step, {"w": torch.full((300_000,), float(step)), "step": step}, metric=float(step % 7))
+    m.save(step, {"w": torch.full((300_000,), float(step)), "step": step})
+    if step % 3 == 0:
+        m.save_best(step, "s", {"s": float(step)}, lambda d: write_state({"w": torch.full((300_000,), step)}, d))
 """
 
 
@@ -152,16 +155,27 @@ def test_sigkill_during_writes_leaves_loadable_checkpoints(tmp_path, delay):
     for step in steps:
         state = manager.load(step)
         assert state["step"] == step and torch.all(state["w"] == step)
+    best = manager.best
+    if best is not None:  # the best policy on disk is the one its record names, whatever the moment of the kill
+        assert torch.all(load_state(manager.best_path())["w"] == best["step"])
     manager.save(steps[-1] + 1, {"w": torch.zeros(1), "step": 0})  # cleans up and continues
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_keeps_last_n_and_best(tmp_path):
+def test_keeps_last_n_and_the_best_policy_apart(tmp_path):
     manager = CheckpointManager(tmp_path, keep_last=2)
-    for step, metric in [(1, 0.5), (2, 0.9), (3, 0.1), (4, 0.2), (5, 0.3)]:
-        manager.save(step, {"s": step}, metric=metric)
-    assert manager.steps() == [2, 4, 5]
-    assert manager.best == {"step": 2, "metric": 0.9}
+    for step in range(1, 6):
+        manager.save(step, {"s": step})
+        if step == 2:
+            manager.save_best(2, "eval/score", {"eval/score": 0.9, "eval/mse": 0.1},
+                              lambda d: ckpt_mod.write_state({"policy": torch.full((2,), 2.0)}, d))
+    assert manager.steps() == [4, 5]  # the best is its own directory, not a kept checkpoint
+    assert manager.best == {"step": 2, "key": "eval/score", "metric": 0.9,
+                            "metrics": {"eval/score": 0.9, "eval/mse": 0.1}, "path": "best"}
+    assert json.loads((tmp_path / "best.json").read_text()) == manager.best
+    assert torch.equal(load_state(manager.best_path())["policy"], torch.full((2,), 2.0))
+    manager.save_best(5, "eval/score", {"eval/score": 1.0}, None)  # no policy writer: best.json only
+    assert manager.best["step"] == 5 and manager.best_path() is None
 
 
 def test_damaged_checkpoint_is_reported_and_skipped(tmp_path):
