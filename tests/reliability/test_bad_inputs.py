@@ -70,8 +70,13 @@ DATASETS = {
     "nan rewards": (_nan_rewards, "NaN"),
     "inf observations": (_inf_obs, "inf"),
     "length mismatch": (lambda p: _h5(p, actions=_arrays()["actions"][:40]), "actions"),
-    "empty file": (lambda p: (p.write_bytes(b""), str(p))[1], "empty"),
-    "not hdf5": (lambda p: (p.write_text("hello"), str(p))[1], "HDF5"),
+    "empty file": (lambda p: (p.write_bytes(b""), str(p))[1], "not an HDF5 file; it is empty (0 bytes)"),
+    "not hdf5": (lambda p: (p.write_text("hello"), str(p))[1], "not an HDF5 file; it looks like plain text"),
+    "csv": (lambda p: (p.write_text("obs,action,reward\n0.1,0.2,1\n"), str(p))[1],
+            "not an HDF5 file; it looks like CSV text"),
+    "json": (lambda p: (p.write_text('{"observations": [[0.1]]}'), str(p))[1], "not an HDF5 file; it looks like JSON"),
+    "npz": (lambda p: (np.savez(open(p, "wb"), observations=np.zeros(3)), str(p))[1],
+            "not an HDF5 file; it looks like a ZIP archive"),
     "discrete actions": (lambda p: _h5(p, actions=np.zeros((50, 1), np.int64)), "discrete"),
     "flags not 0/1": (lambda p: _h5(p, terminals=np.full(50, 2, np.int64)), "terminals"),
     "zero rows": (lambda p: _h5(p, **{k: v[:0] for k, v in _arrays().items()}), "0 rows"),
@@ -96,7 +101,7 @@ def test_bad_dataset_info(tmp_path, capsys, name):
     _one_line(capsys, code, text)
 
 
-@pytest.mark.parametrize("name", ["truncated hdf5", "nan rewards", "wrong observation size", "discrete actions"])
+@pytest.mark.parametrize("name", ["truncated hdf5", "nan rewards", "wrong observation size", "discrete actions", "csv"])
 def test_bad_dataset_train_leaves_no_run_directory(tmp_path, capsys, name):
     make, text = DATASETS[name]
     path = make(tmp_path / "bad.hdf5")
@@ -197,11 +202,21 @@ def test_run_dir_that_is_a_file(tmp_path, capsys):
     (["data", "collect", "--env", "CartPole-v1", "--policy", "random", "--steps", "5"], "Discrete"),
     (["data", "mix", "a.hdf5", "--out"], "expected one argument"),
     (["report", "/nonexistent/folder"], "is not a folder"),
+    (["eval", "odice", "--run-dir", "{odice_run}", "--checkpoint", "bogus"], "is not latest, best or a step number"),
+    (["eval", "llm", "--model", "{odice_run}", "--benchmarks", "arith"],
+     "run directory of odice, not a language model; evaluate it with `rlcore eval odice --run-dir"),
+    (["train", "odice", "--run-dir", "{folder}", "--resume"], "not a run directory (no config.yaml)"),
+    (["train", "odice", "--run-dir", "{odice_run}", "--resume"], "has no checkpoint to resume from"),
     (["ablate", "/nonexistent/spec.yaml"], "not found"),
 ])
 def test_bad_command_values(tmp_path, capsys, args, text):
+    odice_run = tmp_path / "odice_run"  # what an O-DICE run leaves when it is killed before its first checkpoint
+    odice_run.mkdir()
+    (odice_run / "config.yaml").write_text("algo: odice\ntask: pendulum-scripted-v0\n")
+    (tmp_path / "folder").mkdir()
     out = tmp_path / "out.hdf5"
-    full = args + (["--out", str(out)] if args[:2] == ["data", "collect"] else [])
+    args = [a.format(odice_run=odice_run, folder=tmp_path / "folder") for a in args]
+    full = args + (["--out", str(out)] if args[:2] in (["data", "collect"], ["eval", "llm"]) else [])
     try:
         code = main(full)
     except SystemExit as e:

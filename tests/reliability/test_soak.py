@@ -70,7 +70,8 @@ def test_random_kills_then_resume_are_bit_identical(tmp_path, job):
         manager = CheckpointManager(run_dir / "checkpoints")
         for step in manager.steps():  # every checkpoint left behind loads
             assert manager.load(step)["step"] == step
-        result = run_cli(*args, "--run-dir", str(run_dir), "--resume", timeout=1800)
+        resume = ["--resume"] if manager.steps() else []  # killed before its first checkpoint: start afresh
+        result = run_cli(*args, "--run-dir", str(run_dir), *resume, timeout=1800)
         assert result.returncode == 0, result.stderr[-2000:]
         step_a, a = _final_state(reference)
         step_b, b = _final_state(run_dir)
