@@ -1,7 +1,7 @@
 """Configs for offline RL/IL on D4RL-style data: shared data/evaluation settings, O-DICE, and the baselines.
 
 Defaults are the O-DICE reference implementation's RL settings (maoliyuan/ODICE-Pytorch, configs/offline_RL.yaml
-and main_odice_rl.py); see ``../shared/specs/odice.md`` section 4. Where the paper and the code differ, the code's
+and main_odice_rl.py); see docs/odice.md "Default constants". Where the paper and the code differ, the code's
 behaviour is the default and the textbook variant is an option.
 """
 
