@@ -6,7 +6,6 @@ import dataclasses
 from typing import Literal
 
 from rlcore.algorithms.grpo.config import GRPOConfig
-
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
 from rlcore.geometry import SCALE_MODES

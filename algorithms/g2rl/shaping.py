@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from rlcore.algorithms.grpo.shaping import Groups
 from torch import Tensor
 
+from rlcore.algorithms.grpo.shaping import Groups
 from rlcore.geometry import cosine_matrix, scale_rewards
 from rlcore.geometry.similarity import pair_mask
 

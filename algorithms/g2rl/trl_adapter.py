@@ -31,8 +31,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 
+from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from rlcore.geometry import SCALE_MODES, cosine_matrix, novelty_scores, pairwise_stats, scale_rewards
 from rlcore.llm import lm_head_weight
 

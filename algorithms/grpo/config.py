@@ -10,7 +10,6 @@ import dataclasses
 from typing import Literal
 
 from rlcore.algorithms.grpo.losses import ADVANTAGE_STDS, AGGREGATIONS, AdvantageStd, Aggregation
-
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
 from rlcore.run import TrainConfig

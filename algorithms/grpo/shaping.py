@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from rlcore.algorithms.grpo.losses import AdvantageStd, group_advantages
 from torch import Tensor
 
+from rlcore.algorithms.grpo.losses import AdvantageStd, group_advantages
 from rlcore.geometry import cosine_matrix, pairwise_stats
 
 

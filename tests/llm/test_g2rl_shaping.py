@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from rlcore.algorithms.g2rl.config import G2RLConfig
 from rlcore.algorithms.g2rl.shaping import EvolShaper, G2RLShaper, semantic_novelty_rewards
 from rlcore.algorithms.grpo.losses import group_advantages
 from rlcore.algorithms.grpo.shaping import Groups, advantages_from, geometry_diagnostics
-
 from rlcore.errors import ConfigError
 from rlcore.geometry import novelty_scores
 

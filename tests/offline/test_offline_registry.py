@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 from conftest import shared_data
+
 from rlcore.envs.offline import Task, all_tasks, evaluate, get_task, make_env, normalized_score, register_task
 from rlcore.envs.offline.adapters import D4RL_ANTMAZE_MAPS
 from rlcore.envs.offline.policies import RandomPolicy
 from rlcore.envs.offline.registry import PENDULUM_RANDOM_RETURN, d4rl_reference_scores
-
 from rlcore.errors import UserError
 
 # (random, expert) returns from D4RL infos.py as listed in docs/odice.md "Published numbers"
