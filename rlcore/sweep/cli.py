@@ -12,6 +12,7 @@ from typing import Any
 
 from rlcore.cli.commands import Command
 from rlcore.config import check_range
+from rlcore.errors import UserError
 from rlcore.sweep.execute import execute
 from rlcore.sweep.plan import RunSpec, argv_for_attempt, is_finished, plan
 from rlcore.sweep.spec import load_spec
@@ -68,8 +69,11 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report and done:
         from rlcore.report import write_report
 
-        report = write_report(out, metric=spec.metric)
-        print(f"report: {report}")
+        try:
+            print(f"report: {write_report(out, metric=spec.metric)}")
+        except UserError as e:  # the runs are kept: say why there is no report and how to make one
+            print(f"error: no report: {e} (rlcore report {shlex.quote(str(out))} --metric ...)", file=sys.stderr)
+            return 2
     return 1 if failed else 0
 
 

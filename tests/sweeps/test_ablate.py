@@ -113,6 +113,14 @@ def test_dry_run_prints_commands_that_run_when_pasted(tmp_path, capsys):
     assert lines == [] and f"finished (skipped): {out / 'base' / 'seed_0'}" in err
 
 
+def test_a_spec_metric_no_run_logged_ends_the_sweep_with_one_line(tmp_path, capsys):
+    spec = _spec(tmp_path, seeds=[0], metric="eval/nope", backend="sequential")
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no report: no run under") and "metrics found: eval/mse, eval/score" in err[-1]
+    assert (tmp_path / "o" / "base" / "seed_0" / "summary.json").is_file(), "the runs are kept"
+
+
 def _final_losses(out):
     results = {}
     for summary in sorted(out.rglob("summary.json")):
