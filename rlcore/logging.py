@@ -95,8 +95,7 @@ class MetricsLogger:
 
     ``resume_step``: records after that step (from an interrupted attempt) are dropped, so that the file reads
     as one uninterrupted run; None keeps every record. ``write=False`` (the non-main processes of a distributed
-    run) converts and returns metrics but writes nothing. W&B's project, entity, group and run id come from
-    :func:`wandb_init_kwargs` (the ``wandb_*`` keys of ``config``).
+    run) converts and returns metrics but writes nothing.
     """
 
     def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, wandb: bool = False,
@@ -121,6 +120,7 @@ class MetricsLogger:
             except ImportError as e:
                 raise ConfigError("wandb=true but the wandb package is not installed; "
                                   "pip install wandb, or set wandb=false") from e
+            # project, entity, group and run id from the config's wandb_* keys and where the run lives
             self._wandb = wandb_lib.init(**wandb_init_kwargs(self.run_dir, config or {}))
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> dict[str, float]:
