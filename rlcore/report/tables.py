@@ -64,12 +64,12 @@ def _step_text(row: Row) -> str:
         f"{row.last_step} (unfinished: {max(c.logged_steps)} of {c.max_steps})"
 
 
-BASE_COLUMNS = [
+BASE_COLUMNS = (
     Column("cell", lambda r: r.cell.name, lambda r: {"cell": r.cell.name}),
     Column("seeds", lambda r: str(len(r.cell.series)), lambda r: {"seeds": len(r.cell.series)}),
     Column("step", _step_text, lambda r: {"last_step": r.last_step, "finished": r.cell.finished}),
     Column("last (mean ± se)", lambda r: fmt(*r.last), lambda r: {"last_mean": r.last[0], "last_stderr": r.last[1]}),
-]
+)
 BEST_COLUMN = Column("best (mean ± se)", lambda r: fmt(*r.best),
                      lambda r: {"best_mean": r.best[0], "best_stderr": r.best[1]})
 
