@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rlcore.config import describe, load_config
+from rlcore.config import load_config
+from rlcore.config_docs import describe
 from rlcore.run import saved_config_path
 
 C = TypeVar("C")
