@@ -10,8 +10,8 @@
 - the final size must equal the size the server announced (Content-Length, or the total of Content-Range), then
   ``validate`` checks the content; the file is flushed to disk and renamed. A failed check deletes the part file
   and says why;
-- ``<dest>.lock`` (``fcntl.flock``) serialises processes asking for the same file: the second waits, then finds
-  ``dest`` and uses it.
+- ``<dest>.lock`` (``fcntl.flock``, removed when done) serialises processes asking for the same file: the second
+  waits, then finds ``dest`` and uses it.
 
 Every failure is a :class:`~rlcore.errors.DataError` of one line naming the URL and what went wrong.
 """
@@ -47,11 +47,11 @@ class _Retry(Exception):
 
 
 def download_file(url: str, dest: str | os.PathLike, *, validate: Callable[[Path], None] | None = None,
-                  advice: str = "", progress: bool = True, attempts: int = 5, backoff_s: float = 1.0,
+                  advice: str = "", progress: bool = True, attempts: int = 4, backoff_s: float = 1.0,
                   timeout_s: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` (see the module docstring) and return ``dest``; an existing ``dest`` is kept.
 
-    Prints one line saying where the file goes, then (``progress``) a bar with size, speed and ETA.
+    Prints one line saying where the file goes (and its size), then (``progress``) a bar with speed and ETA.
     ``validate(path)`` raises DataError when the downloaded bytes are unusable. ``advice`` ends every error
     message (default: place the file by hand at ``dest``). ``attempts``: failures in a row before giving up;
     ``backoff_s``: wait before the first retry, doubled each time; ``timeout_s``: per connect or read.
@@ -65,8 +65,7 @@ def download_file(url: str, dest: str | os.PathLike, *, validate: Callable[[Path
     with exclusive(dest.with_name(dest.name + ".lock"), f"another process is downloading {dest.name}"):
         if dest.is_file():  # the process we waited for finished it
             return dest
-        print(f"downloading {url} -> {dest}", file=sys.stderr, flush=True)
-        total = _transfer(url, part, progress, attempts, backoff_s, timeout_s, advice)
+        total = _transfer(url, dest, progress, attempts, backoff_s, timeout_s, advice)
         size = _size(part)
         try:
             if total is not None and size != total:
@@ -82,35 +81,60 @@ def download_file(url: str, dest: str | os.PathLike, *, validate: Callable[[Path
 
 @contextlib.contextmanager
 def exclusive(lock_path: Path, waiting: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing, never deleted: deleting a lock file
-    races with a process about to lock it); print ``waiting`` once when another process holds it."""
+    """Hold an exclusive ``flock`` on ``lock_path``; print ``waiting`` once when another process holds it.
+
+    The holder deletes the lock file before releasing it, so no lock files stay behind; a process that locked a
+    file which was deleted meanwhile sees that it no longer is ``lock_path`` and locks the new one."""
     if fcntl is None:
         yield
         return
-    with open(lock_path, "a") as f:
+    said = False
+    while True:
+        f = open(lock_path, "a")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"waiting: {waiting} (lock {lock_path})", file=sys.stderr, flush=True)
+            if not said:
+                print(f"waiting: {waiting} (lock {lock_path})", file=sys.stderr, flush=True)
+                said = True
             fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if os.path.samestat(os.fstat(f.fileno()), os.stat(lock_path)):
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)  # while still holding it: see the docstring
+        f.close()
 
 
-def _transfer(url: str, part: Path, progress: bool, attempts: int, backoff_s: float, timeout_s: float,
+def _transfer(url: str, dest: Path, progress: bool, attempts: int, backoff_s: float, timeout_s: float,
               advice: str) -> int | None:
-    """Fill ``part`` with the body of ``url``, resuming across failures; the announced size (None: unknown)."""
+    """Fill ``<dest>.part`` with the body of ``url``, resuming across failures; the announced size (None: unknown).
+
+    The line saying where the file goes is printed once the server has answered, so an error stays one line."""
     from tqdm.auto import tqdm
 
-    failures = 0
+    part = dest.with_name(dest.name + ".part")
+    failures, announced = 0, False
+
+    def announce(total: int | None, have: int) -> None:
+        nonlocal announced
+        if not announced:
+            size = f"{total / 2**20:.1f} MiB" if total is not None else "size unknown"
+            resume = f", resuming after {have / 2**20:.1f} MiB" if have else ""
+            print(f"downloading {url} ({size}{resume}) -> {dest}", file=sys.stderr, flush=True)
+            announced = True
+
     with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=part.name.removesuffix(".part"),
-              disable=not progress, dynamic_ncols=True, file=sys.stderr, delay=0.5) as bar:  # no bar for a quick 404
+              disable=not progress, dynamic_ncols=True, file=sys.stderr, delay=0.5) as bar:  # no bar under 0.5 s
         while True:
             before = _size(part)
             try:
-                total = _attempt(url, part, timeout_s, bar)
+                total = _attempt(url, part, timeout_s, bar, announce)
                 if total is None or _size(part) >= total:
                     return total
                 reason = f"the connection closed after {_size(part)} of {total} bytes"
@@ -132,7 +156,8 @@ def _transfer(url: str, part: Path, progress: bool, attempts: int, backoff_s: fl
                 time.sleep(backoff_s * 2 ** (failures - 1))
 
 
-def _attempt(url: str, part: Path, timeout_s: float, bar) -> int | None:  # noqa: ANN001 (a tqdm bar)
+def _attempt(url: str, part: Path, timeout_s: float, bar, announce: Callable[[int | None, int], None]  # noqa: ANN001
+             ) -> int | None:
     """One request: append to ``part`` (Range) or rewrite it (200); the announced total size."""
     have = _size(part)
     headers = {"User-Agent": f"rlcore/{__version__}", "Accept-Encoding": "identity"}
@@ -159,8 +184,9 @@ def _attempt(url: str, part: Path, timeout_s: float, bar) -> int | None:  # noqa
             have = 0
             length = response.headers.get("Content-Length", "")
             total = int(length) if length.isdigit() else None
-        bar.reset(total=total)
-        bar.update(have)
+        announce(total, have)
+        bar.total = total
+        bar.n = bar.last_print_n = have  # a restart from zero moves the count back; nothing drawn before 0.5 s
         try:
             f = open(part, "ab" if have else "wb")
         except OSError as e:

@@ -113,7 +113,7 @@ def test_plain_download_is_byte_identical_and_loads(served, monkeypatch, stop_se
     assert (cache / FILE).read_bytes() == (root / RELATIVE).read_bytes()
     assert ds.metadata["task"] == NAME and (ds.obs_dim, ds.act_dim) == (11, 3)
     assert [r["range"] for r in server.requests] == [None]
-    assert sorted(p.name for p in cache.iterdir()) == [FILE, FILE + ".lock"]
+    assert [p.name for p in cache.iterdir()] == [FILE]  # no part or lock file left
 
 
 @pytest.mark.parametrize("mode", ["drop-once", "no-range"])
@@ -167,6 +167,7 @@ def test_two_processes_download_one_file_once(served, monkeypatch, stop_servers,
     assert [c.exitcode for c in children] == [0, 0]
     assert len(only_file_requests(server)) == 1  # the second process waited and used the first one's file
     assert (cache / FILE).read_bytes() == (root / RELATIVE).read_bytes()
+    assert [p.name for p in cache.iterdir()] == [FILE]
     assert "waiting: another process is downloading hopper_medium-v2.hdf5" in capfd.readouterr().err
 
 
@@ -242,17 +243,20 @@ def test_cli_download_list_offline_and_404(served, monkeypatch, stop_servers, ca
     for var in ("RLCORE_OFFLINE", "HF_HUB_OFFLINE"):  # main() set them for the rest of the process
         monkeypatch.setenv(var, "0")
     assert main(["data", "download", NAME, "--no-progress"]) == 0
-    assert capsys.readouterr().out.startswith(f"{NAME}: {cache / FILE} (")
+    captured, size = capsys.readouterr(), (root / RELATIVE).stat().st_size
+    assert captured.out == f"{NAME}: {cache / FILE} ({size / 1024:.1f} KiB)\n"
+    assert captured.err == (f"downloading {os.environ['RLCORE_D4RL_URL']}{RELATIVE} ({size / 2**20:.1f} MiB) -> "
+                            f"{cache / FILE}\n")
     assert (cache / FILE).read_bytes() == (root / RELATIVE).read_bytes()
     assert main(["data", "list", "--local"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].split()[0] == "pendulum-scripted-v0" and out[2].split()[:4] == [NAME, "d4rl", RELATIVE, "local"]
     assert len(out) == 4 and out[-1].startswith(f"1 local; D4RL files in {cache}")
     assert main(["data", "download", "door-human-v1", "--dir", str(cache / "other")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and err[0].startswith("downloading ")  # the line saying where it goes, then the error
-    assert err[1].startswith(f"error: could not download {os.environ['RLCORE_D4RL_URL']}hand_dapg_v1/"
-                             "door-human-v1.hdf5: HTTP 404")
+    (err,) = capsys.readouterr().err.strip().splitlines()  # one line: nothing is announced before the server answers
+    assert err.startswith(f"error: could not download {os.environ['RLCORE_D4RL_URL']}hand_dapg_v1/door-human-v1.hdf5: "
+                          "HTTP 404 Not Found; check the network or the mirror (RLCORE_D4RL_URL), or download the "
+                          f"file by hand and place it at {cache / 'other' / 'door-human-v1.hdf5'}")
 
 
 def test_list_shows_sources_and_partial_files(served, monkeypatch):
