@@ -13,7 +13,7 @@
 
 Example::
 
-    >>> d4rl_url("door-human-v1").endswith("offline_rl/hand_dapg_v1/door-human-v1.hdf5")
+    >>> d4rl_url("door-human-v1").endswith("/hand_dapg_v1/door-human-v1.hdf5")
     True
 """
 
