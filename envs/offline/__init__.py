@@ -28,12 +28,13 @@ from rlcore.envs.offline.policies import (
 from rlcore.envs.offline.preprocessing import ObservationNormalizer, antmaze_rewards, scale_rewards_by_return_range
 from rlcore.envs.offline.readers import DEFAULT_DATASET, load_dataset, qlearning_dataset
 from rlcore.envs.offline.registry import Task, all_tasks, get_task, normalized_score, register_task
-from rlcore.envs.offline.sampler import DatasetSampler
+from rlcore.envs.offline.sampler import DatasetSampler, dataset_tensors
 from rlcore.envs.offline.simulator import SimulatorMismatchWarning, make_env
 
 __all__ = [
     "DEFAULT_DATASET",
     "DatasetSampler",
+    "dataset_tensors",
     "GaussianNoise",
     "ObservationNormalizer",
     "OfflineDataset",

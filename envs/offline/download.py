@@ -35,7 +35,6 @@ from rlcore.envs.offline.registry import (
     get_task,
 )
 from rlcore.envs.offline.transfer import download_file, exclusive
-
 from rlcore.errors import DataError, UserError
 
 OFFLINE_VARIABLES = ("RLCORE_OFFLINE", "HF_HUB_OFFLINE")

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rlcore.envs.offline.dataset import OfflineDataset, concat_arrays
 from rlcore.envs.offline.hdf5 import read_hdf5
 from rlcore.envs.offline.registry import MINARI_PORTS, Task, get_task, is_task
 from rlcore.envs.offline.validation import check_arrays, check_keys, check_sizes
-
 from rlcore.errors import DataError, UserError
 
 DEFAULT_DATASET = "pendulum-scripted-v0"

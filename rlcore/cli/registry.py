@@ -18,15 +18,15 @@ BUILTIN: dict[str, dict[str, str]] = {
         "toy": "rlcore.algorithms.toy.cli:TRAIN",
         "grpo": "rlcore.algorithms.grpo.cli:TRAIN",
         "g2rl": "rlcore.algorithms.g2rl.cli:TRAIN",
-        "odice": "rlcore.algorithms.odice.cli:TRAIN_ODICE",
-        "bc": "rlcore.algorithms.odice.cli:TRAIN_BC",
-        "iql": "rlcore.algorithms.odice.cli:TRAIN_IQL",
+        "odice": "rlcore.algorithms.offline.cli:TRAIN_ODICE",
+        "bc": "rlcore.algorithms.offline.cli:TRAIN_BC",
+        "iql": "rlcore.algorithms.offline.cli:TRAIN_IQL",
     },
     "eval": {
         "llm": "rlcore.envs.reasoning.eval_cli:EVAL",
-        "odice": "rlcore.algorithms.odice.cli:EVAL",
-        "bc": "rlcore.algorithms.odice.cli:EVAL",
-        "iql": "rlcore.algorithms.odice.cli:EVAL",
+        "odice": "rlcore.algorithms.offline.cli:EVAL",
+        "bc": "rlcore.algorithms.offline.cli:EVAL",
+        "iql": "rlcore.algorithms.offline.cli:EVAL",
     },
     "data": {
         "collect": "rlcore.envs.offline.cli:COLLECT",
@@ -36,12 +36,12 @@ BUILTIN: dict[str, dict[str, str]] = {
         "list": "rlcore.envs.offline.cli:LIST",
     },
     "policies": {
-        "odice": "rlcore.algorithms.odice.cli:load_policy",
-        "bc": "rlcore.algorithms.odice.cli:load_policy",
-        "iql": "rlcore.algorithms.odice.cli:load_policy",
+        "odice": "rlcore.algorithms.offline.cli:load_policy",
+        "bc": "rlcore.algorithms.offline.cli:load_policy",
+        "iql": "rlcore.algorithms.offline.cli:load_policy",
     },
     "reference_scores": {
-        "d4rl": "rlcore.algorithms.odice.reference_scores:reference_scores",
+        "d4rl": "rlcore.algorithms.offline.reference_scores:reference_scores",
     },
 }
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from download_server import DownloadServer
 from offline_helpers import episodic_arrays, write_file
+
+from rlcore.cli import main
 from rlcore.envs.offline.download import d4rl_url, dataset_table, fetch_d4rl, fetch_dataset
 from rlcore.envs.offline.readers import load_dataset
 from rlcore.envs.offline.registry import MINARI_PORTS, d4rl_reference_scores, d4rl_relative_paths
-
-from rlcore.cli import main
 from rlcore.errors import DataError, UserError
 
 NAME, RELATIVE, FILE = "hopper-medium-v2", "gym_mujoco_v2/hopper_medium-v2.hdf5", "hopper_medium-v2.hdf5"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import shared_data
 from offline_helpers import episodic_arrays, write_file
+
 from rlcore.envs.offline import OfflineDataset, concatenate, load_dataset, qlearning_dataset
 from rlcore.envs.offline.hdf5 import read_hdf5
 from rlcore.envs.offline.validation import check_arrays
-
 from rlcore.errors import DataError
 
 
