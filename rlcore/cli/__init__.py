@@ -23,8 +23,8 @@ GROUPS = {
     "data": "make, mix and inspect datasets",
 }
 BUILTINS = {
-    "ablate": ("rlcore.ablate:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
-    "report": ("rlcore.report:COMMAND", "tables and plots from a folder of runs"),
+    "ablate": ("rlcore.sweep.cli:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
+    "report": ("rlcore.report.cli:COMMAND", "tables and plots from a folder of runs"),
 }
 
 
