@@ -7,10 +7,11 @@ import re
 
 import pytest
 from conftest import REPO
-from rlcore.algorithms.odice.train import ALGORITHMS
 
-from rlcore.ablate import load_spec, plan
+from rlcore.algorithms.offline.train import ALGORITHMS
 from rlcore.config import load_config
+from rlcore.sweep.plan import plan
+from rlcore.sweep.spec import load_spec
 
 RESULTS = REPO / "configs/ablations/offline_results.yaml"
 LAMBDA = REPO / "configs/ablations/odice_lambda_generated.yaml"
