@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from rlcore.algorithms.grpo.losses import aggregate, group_advantages, grpo_loss, kl_k3, loss_units, policy_loss
 
 F64 = torch.float64
