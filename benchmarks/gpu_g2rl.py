@@ -50,7 +50,6 @@ def _variant(cfg: Any, rec, device: str, group: list[Any] | None, repeats: int, 
     the first leave time for the ``later`` variants (each about a load and three steps)."""
     from rlcore.algorithms.g2rl.shaping import G2RLShaper
     from rlcore.algorithms.grpo.trainer import GRPOTrainer
-
     from rlcore.distributed import Distributed
 
     if device == "cuda":
@@ -108,7 +107,6 @@ def _variant(cfg: Any, rec, device: str, group: list[Any] | None, repeats: int, 
 def run(rec, device: str, smoke: bool) -> None:
     """Every variant in turn, most important first, until the budget ends; see the module docstring."""
     from rlcore.algorithms.g2rl.config import G2RLConfig
-
     from rlcore.llm import tiny_qwen
 
     t0 = time.perf_counter()

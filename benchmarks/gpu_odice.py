@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from odice import ACT, OBS, ReferenceRecipe, make_data
+
 from rlcore.algorithms.odice import ODICE, ODICEConfig
 
 COLUMNS = ("observations", "actions", "rewards", "next_observations", "terminals")
@@ -146,8 +147,9 @@ def _summary(results: dict[str, dict], seed_counts: tuple[int, ...]) -> dict[str
 
 def learning(rec, device: torch.device, smoke: bool, dataset: Path) -> None:
     """O-DICE on the generated Hopper medium data until the budget ends; see the module docstring."""
-    from rlcore.algorithms.odice.train import MultiSeedSampler, make_evaluator, prepare_data
-
+    from rlcore.algorithms.offline.data import prepare_data
+    from rlcore.algorithms.offline.evaluation import make_evaluator
+    from rlcore.algorithms.offline.sampler import MultiSeedSampler
     from rlcore.config import load_config
 
     if not dataset.is_file():

@@ -21,12 +21,12 @@ import os
 
 import pytest
 import torch
+
 from rlcore.algorithms.g2rl.shaping import G2RLShaper
 from rlcore.algorithms.grpo.losses import group_advantages, grpo_loss
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from rlcore.algorithms.grpo.shaping import Groups
 from rlcore.algorithms.odice import ODICE, ODICEConfig
-
 from rlcore.geometry import novelty_scores, token_stats
 
 DEVICE = os.environ.get("RLCORE_TEST_DEVICE", "cuda")
