@@ -240,7 +240,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.part:
         return part_main(args.part, args.result, args.deadline, args.cpu_smoke)
-    changes = {k: float(v) for k, v in (b.split("=", 1) for b in args.budget)}
+    changes = {}
+    for text in args.budget:
+        name, _, seconds = text.partition("=")
+        if name not in BUDGETS or not seconds.replace(".", "", 1).isdigit():
+            parser.error(f"--budget {text}: expected PART=SECONDS with PART one of {', '.join(BUDGETS)}")
+        changes[name] = float(seconds)
     budgets = {**(SMOKE_BUDGETS if args.cpu_smoke else BUDGETS), **changes}
     t0 = time.time()
     work = Path(tempfile.mkdtemp(prefix="rlcore-gpu-check-"))
