@@ -55,7 +55,7 @@ class TrainConfig:
     """Also write a checkpoint once this many minutes have passed since the last one (0: off), so that a kill -9
     loses at most about this much work."""
     keep_checkpoints: int = 2
-    """How many recent checkpoints to keep (the best one is kept as well)."""
+    """How many recent checkpoints to keep (the best policy is kept apart, in checkpoints/best)."""
     device: str = "auto"
     """auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."""
     threads: int = 0
@@ -66,6 +66,12 @@ class TrainConfig:
     """Write TensorBoard events under <run_dir>/tb."""
     wandb: bool = False
     """Also log to Weights & Biases (needs the wandb package)."""
+    wandb_project: str = "rlcore"
+    """W&B project the run logs to."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); None uses the logged-in user's default."""
+    wandb_group: str | None = None
+    """W&B group of the run; runs of a sweep default to the sweep's name (its output folder)."""
     progress: bool = True
     """Show a progress bar on the console."""
 

@@ -1,6 +1,6 @@
 """O-DICE's pieces as pure functions: f-divergence conjugates, policy weights and the two residuals.
 
-Notation follows the paper and ``../shared/specs/odice.md``:
+Notation follows the paper and docs/odice.md ("Residuals", "Value objective"):
 
     delta_fwd = r + gamma (1 - d) Vbar(s') - V(s)       gradient only through V(s)   ("forward")
     delta_bwd = r + gamma (1 - d) V(s')  - Vbar(s)      gradient only through V(s')  ("backward")

@@ -108,8 +108,8 @@ def prepare_data(cfg: OfflineConfig, algo: str, run_dir: Path | None = None, pro
     target = resolve_target(cfg)
     source = cfg.dataset or cfg.task
     if source is None:
-        raise ConfigError("no dataset: pass --dataset <file.hdf5 | minari id> (or a D4RL --task whose file is "
-                          "cached locally)")
+        raise ConfigError("no dataset: pass --task <D4RL name> (its file is downloaded when missing) or "
+                          "--dataset <file.hdf5 | minari id>")
     task_name = target.name if isinstance(target, Task) and cfg.task is not None else None
     announce(f"loading dataset {source}")
     data = load_dataset(source, task=task_name)

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from rlcore.config import describe, load_config, to_dict
+from rlcore.config import load_config, to_dict
+from rlcore.config_docs import describe
 from rlcore.resume import check_changes, config_changes, resumable_config
 
 C = TypeVar("C")
@@ -59,6 +60,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, config_cls: type) -> No
                         "config.yaml and meta.json then record")
     parser.add_argument("--seed", type=int, help="random seed (config key seed)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (config key device)")
+    parser.add_argument("--offline", action="store_true", help="never touch the network: no dataset download "
+                        "(sets RLCORE_OFFLINE=1 and HF_HUB_OFFLINE=1 for the run)")
     parser.add_argument("--list-config", action=ListConfigAction, config_cls=config_cls)
 
 

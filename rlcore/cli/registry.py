@@ -32,6 +32,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "collect": "rlcore.envs.offline.cli:COLLECT",
         "mix": "rlcore.envs.offline.cli:MIX",
         "info": "rlcore.envs.offline.cli:INFO",
+        "download": "rlcore.envs.offline.cli:DOWNLOAD",
+        "list": "rlcore.envs.offline.cli:LIST",
     },
     "policies": {
         "odice": "rlcore.algorithms.offline.cli:load_policy",
