@@ -128,6 +128,36 @@ class GRPOConfig(TrainConfig):
     export_model: bool = True
     """Write the final and the best policy with save_pretrained to <run_dir>/model and <run_dir>/best_model."""
 
+    # --- rewards, dynamic sampling, overlong responses, completions log (TRL / DAPO / verl features)
+    reward_funcs: list[str] = dataclasses.field(default_factory=lambda: ["math"])
+    """Reward functions, summed with reward_weights (TRL reward_funcs): 'math' (the verifier, reward_range values),
+    'format' (1 if the response has a complete \\boxed{} answer, else 0), 'length' (-tokens / max_new_tokens), or
+    'package.module:function' called TRL-style as f(prompts=, completions=, completion_ids=, answer=, id=,
+    **row fields) -> one float or None per completion. Correctness (accuracy, EVOL) always comes from the verifier."""
+    reward_weights: list[float] | None = None
+    """Weight of each reward function, same length as reward_funcs (TRL reward_weights); None = all 1. G2RL's
+    scaler acts on the weighted sum."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling (Yu et al. 2025, sec. 3.2; verl filter_groups): sample further rounds of prompts until
+    the step has prompts_per_step groups whose shaped rewards are not all equal (with G2RL a group the scaler
+    rescued counts), at most max_gen_batches rounds; logs train/gen_rounds and train/dropped_frac."""
+    max_gen_batches: int = 10
+    """Dynamic sampling: most generation rounds per step (verl max_num_gen_batches; 10 in the DAPO recipe); when
+    they run out, the step trains on the informative groups it has (the rest of the batch stays out of the loss)."""
+    mask_truncated: bool = False
+    """Leave responses that hit max_new_tokens out of the loss (TRL mask_truncated_completions; DAPO's overlong
+    filtering); they still count in their group's reward statistics."""
+    overlong_buffer: int = 0
+    """DAPO soft overlong punishment (Yu et al. 2025, sec. 3.4; verl overlong_buffer.len): responses longer than
+    max_new_tokens - overlong_buffer tokens lose up to overlong_penalty linearly (0 = off); logged as
+    train/reward/overlong."""
+    overlong_penalty: float = 1.0
+    """DAPO soft overlong punishment: penalty at max_new_tokens (verl overlong_buffer.penalty_factor, 1.0)."""
+    log_completions_every: int = 0
+    """Every N steps append one line per sampled response to <run_dir>/completions.jsonl: prompt id, response, each
+    reward function's score, reward, shaped reward, advantage, nu (when Phi is computed), length, truncated
+    (TRL log_completions; 0 = off). `rlcore report RUN --completions STEP` shows the most and least novel."""
+
     # --- run-level defaults for this algorithm
     max_steps: int = 200
     """Training steps, each one rollout batch (paper: Fig. 2 runs to about 200)."""
@@ -168,6 +198,23 @@ class GRPOConfig(TrainConfig):
         unknown = sorted(set(self.arith_kinds) - {"sum", "expr"})
         if unknown or not self.arith_kinds:
             raise ConfigError(f"arith_kinds must be a non-empty list of 'sum' and 'expr', got {self.arith_kinds}")
+        self._check_features()
+
+    def _check_features(self) -> None:
+        """Validate the reward, dynamic-sampling, overlong and completions-log keys."""
+        from rlcore.algorithms.grpo.rewards import BUILTIN_REWARDS, is_user_function
+
+        for name in ("max_gen_batches", "log_completions_every", "overlong_buffer"):
+            check_range(name, getattr(self, name), low=1 if name == "max_gen_batches" else 0)
+        check_range("overlong_penalty", self.overlong_penalty, low=0.0)
+        check_range("overlong_buffer", self.overlong_buffer, high=self.max_new_tokens)
+        bad = [n for n in self.reward_funcs if n not in BUILTIN_REWARDS and not is_user_function(n)]
+        if bad or not self.reward_funcs or len(set(self.reward_funcs)) != len(self.reward_funcs):
+            raise ConfigError(f"reward_funcs must be a non-empty list of distinct names among {list(BUILTIN_REWARDS)} "
+                              f"or 'package.module:function'; got {self.reward_funcs}")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} "
+                              "reward_funcs; give one weight per function")
 
     @property
     def optimizer_steps(self) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rlcore.algorithms.grpo.config import GRPOConfig
+from rlcore.completions import CompletionLog
 from rlcore.distributed import Distributed
 from rlcore.run import Run
 
@@ -62,8 +63,12 @@ def train(cfg: GRPOConfig, *, algo: str, run_dir: str | Path | None = None, resu
     shaper = make_shaper(cfg, dist) if make_shaper is not None else None
     trainer = GRPOTrainer(cfg, dist, shaper)
     sampler = PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, cfg.seed)
+    trainer.more_prompts = sampler.sample  # dynamic sampling draws its extra rounds from the run's sampler
     run_dir = dist.gather_objects([str(run_dir or default_run_dir(algo, cfg.dataset))])[0]  # the main's choice
     run = Run.open(algo, cfg, run_dir=run_dir, task=cfg.dataset, resume=resume, is_main=dist.is_main)
+    if cfg.log_completions_every:
+        trainer.completion_log = CompletionLog(run.dir, resume_step=run.checkpoints.latest_step() or 0,
+                                               write=dist.is_main)
     try:
         summary = train_loop(run, trainer, sampler,
                              evaluate=(lambda t: t.evaluate()) if trainer.eval_problems is not None else None,

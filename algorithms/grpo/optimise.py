@@ -36,8 +36,9 @@ def gather_rollouts(batch: Rollouts, dist: Distributed, pad_id: int) -> Rollouts
 
 def ppo_epochs(batch: Rollouts, *, cfg: GRPOConfig, dist: Distributed, policy: Any, model: Any, optimizer: Any,
                scheduler: Any) -> dict[str, Tensor]:
-    """``cfg.ppo_epochs`` passes over the global ``batch`` (one optimiser step per ``mini_batch_size`` sequences);
-    returns the token-weighted mean loss metrics, the mean gradient norm and the last learning rate."""
+    """``cfg.ppo_epochs`` passes over the global ``batch`` (one optimiser step per ``mini_batch_size`` sequences,
+    none for a mini-batch without any token in the loss); returns the token-weighted mean loss metrics, the mean
+    gradient norm and the last learning rate."""
     share = cfg.mini_batch_size // dist.world_size
     weight = lm_head_weight(model)
     totals: dict[str, Tensor] = {}
@@ -46,6 +47,8 @@ def ppo_epochs(batch: Rollouts, *, cfg: GRPOConfig, dist: Distributed, policy: A
     for _ in range(cfg.ppo_epochs):
         for start in range(0, len(batch), cfg.mini_batch_size):
             units = loss_units(batch.select(slice(start, start + cfg.mini_batch_size)).loss_mask(), cfg.aggregation)
+            if not bool(units):  # nothing of it enters the loss (filtered, masked): no optimiser step at all
+                continue
             first = start + dist.rank * share
             micro = list(range(first, first + share, cfg.micro_batch_size))
             for j, lo in enumerate(micro):
@@ -68,6 +71,6 @@ def ppo_epochs(batch: Rollouts, *, cfg: GRPOConfig, dist: Distributed, policy: A
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
     out = {k: v / tokens.clamp_min(1) for k, v in totals.items()}
-    out["grad_norm"] = torch.stack([g.float() for g in grad_norms]).mean()
+    out["grad_norm"] = torch.stack([g.float() for g in grad_norms]).mean() if grad_norms else torch.zeros(())
     out["lr"] = torch.tensor(scheduler.get_last_lr()[0])
     return out

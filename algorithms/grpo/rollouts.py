@@ -85,6 +85,25 @@ class Rollouts:
         flat = [c for group in groups for c in group]
         return cls.from_token_ids([c.prompt_token_ids for c in flat], [c.token_ids for c in flat], pad_id, device)
 
+    @classmethod
+    def cat(cls, parts: Sequence[Rollouts], pad_id: int) -> Rollouts:
+        """Rows of ``parts`` one after the other; prompts are left-padded (token ids with ``pad_id``) and the
+        other (N, C) fields right-padded with 0 / False to the widest part. A field must be set in all or none."""
+        out: dict[str, Tensor | None] = {}
+        for f in dataclasses.fields(cls):
+            values = [getattr(p, f.name) for p in parts]
+            if all(v is None for v in values):
+                out[f.name] = None
+                continue
+            if any(v is None for v in values):
+                raise ValueError(f"Rollouts.cat: '{f.name}' is set in some parts only")
+            width = max(v.shape[1] for v in values) if values[0].ndim == 2 else 0
+            pad = pad_id if f.name.endswith("_ids") else 0
+            left = f.name.startswith("prompt")
+            out[f.name] = torch.cat([v if v.ndim == 1 else torch.nn.functional.pad(
+                v, (width - v.shape[1], 0) if left else (0, width - v.shape[1]), value=pad) for v in values])
+        return cls(**out)
+
     def __len__(self) -> int:
         return self.prompt_ids.shape[0]
 
