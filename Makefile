@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= llm,d4rl,ray,dev
 
-.PHONY: demo test test-slow test-vllm lint bench setup clean hopper-data
+.PHONY: demo test test-slow test-vllm lint bench setup clean hopper-data gpu-wheels gpu-check
 
 setup: $(STAMP)
 
@@ -55,7 +55,23 @@ lint: $(STAMP)
 	$(BIN)/ruff check rlcore algorithms envs tests benchmarks
 
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+	@for b in $(filter-out benchmarks/gpu_%,$(wildcard benchmarks/*.py)); do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+# The GPU check (benchmarks/gpu_check.py). `make gpu-wheels` here downloads into .whl/ the cp312 manylinux wheels
+# that the bare GPU machine lacks (the list, resolved by hand, is in benchmarks/gpu_wheels.py) and checks them;
+# bring .whl/ and data/hopper-medium.hdf5 with the repository, then run `make gpu-check` (or
+# `python3 benchmarks/gpu_check.py`) there. Without CUDA it runs its CPU half; GPU_CHECK_ARGS=--cpu-smoke runs
+# every part on CPU at small sizes. Neither target needs the venv: a plain python3 with torch will do.
+GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+WHEEL_PLATFORMS := $(foreach p,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64)
+
+gpu-wheels:
+	$(GPU_PY) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(WHEEL_PLATFORMS) -d .whl $$($(GPU_PY) benchmarks/gpu_wheels.py list)
+	$(GPU_PY) benchmarks/gpu_wheels.py check --dir .whl --prune
+
+gpu-check:
+	$(GPU_PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

@@ -10,7 +10,7 @@ Usage (the same arguments as ``trl.GRPOTrainer``, plus the G2RL settings)::
                               scaler="literal", lam=1.0, reward_clip=3.0)
     trainer.train()
 
-How it works. G2RL changes only the rewards that enter the group standardisation (specs/g2rl.md section 5), so
+How it works. G2RL changes only the rewards that enter the group standardisation (docs/g2rl.md "Reward scaling"), so
 the subclass overrides two TRL methods and nothing else:
 
 - ``_generate`` additionally keeps the prompt and completion token ids of the batch;

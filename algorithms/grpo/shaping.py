@@ -6,8 +6,8 @@ rewards, the verdicts and the texts; anything costlier is computed only when a c
 old-policy pass at no extra forward) and ``pooled_hidden`` (mean final hidden state over the response). The
 trainer asks every consumer (the shaper, the geometry diagnostics) through :func:`needs_of` and knows nothing of
 what they do with it. A shaper returns shaped rewards of the same shape; the trainer then standardises them within
-each group (G2RL paper, section 3: the scaling is applied inside the groupwise standardisation). Plain GRPO has no
-shaper; G2RL and the EVOL-RL-style baseline are shapers (``rlcore.algorithms.g2rl``).
+each group (docs/g2rl.md "Reward scaling": the paper shapes rewards before the group standardisation). Plain
+GRPO has no shaper; G2RL and the EVOL-RL-style baseline are shapers (``rlcore.algorithms.g2rl``).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def flat_groups(values: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def geometry_diagnostics(groups: Groups, shaped: Tensor) -> dict[str, Tensor]:
-    """The per-step gradient-geometry diagnostics, as 0-d tensors.
+    """The per-step diagnostics of docs/g2rl.md "Paper numbers", as 0-d tensors.
 
     ``mean_cos`` and ``neg_frac``: mean pairwise cosine of Phi within groups and the share of negative pairs;
     ``mean_nu``: mean novelty; ``zero_var_frac``: share of groups whose rewards are all equal;

@@ -1,4 +1,4 @@
-"""G2RL and EVOL-style shaping through the trainer's hook: advantages change only as specs/g2rl.md says."""
+"""G2RL and EVOL-style shaping through the trainer's hook: advantages change as docs/g2rl.md "Reward scaling" says."""
 
 from __future__ import annotations
 

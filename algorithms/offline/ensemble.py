@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlcore.algorithms.odice.policy import GaussianPolicy
+from rlcore.algorithms.offline.policy import GaussianPolicy
 from rlcore.errors import ConfigError
 
 Batch = Mapping[str, torch.Tensor]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rlcore.algorithms.odice.losses import gaussian_nll
+from rlcore.algorithms.offline.losses import gaussian_nll
 from rlcore.nets import EnsembleMLP
 
 
