@@ -74,6 +74,9 @@ class GRPOTrainer(TrainerState):
         self.cfg, self.dist, self.shaper = cfg, dist, shaper
         self.diagnostics = GeometryDiagnostics(enabled=cfg.geometry_diagnostics)
         self.needs = needs_of([shaper, self.diagnostics])
+        self.rewards = RewardFunctions(cfg.reward_funcs, cfg.reward_weights, reward_range=cfg.reward_range,
+                                       max_new_tokens=cfg.max_new_tokens, overlong_buffer=cfg.overlong_buffer,
+                                       overlong_penalty=cfg.overlong_penalty)
         load = dict(data_dir=cfg.data_dir, arith_kinds=cfg.arith_kinds, arith_max_number=cfg.arith_max_number)
         train_records = load_records(cfg.dataset, limit=cfg.dataset_limit, **load)  # bad data fails before the model
         eval_records = load_records(cfg.eval_dataset, limit=cfg.eval_limit, **load) if cfg.eval_dataset else None
@@ -89,9 +92,6 @@ class GRPOTrainer(TrainerState):
         self.eval_problems = build_problems(cfg.eval_dataset, eval_records, self.tokenizer,
                                             prompt_format=cfg.prompt_format) if eval_records is not None else None
         self.low, self.high = REWARD_RANGES[cfg.reward_range]
-        self.rewards = RewardFunctions(cfg.reward_funcs, cfg.reward_weights, reward_range=cfg.reward_range,
-                                       max_new_tokens=cfg.max_new_tokens, overlong_buffer=cfg.overlong_buffer,
-                                       overlong_penalty=cfg.overlong_penalty)
         self.more_prompts: Callable[[], list[int]] | None = None
         """Global problem indices of one more round (dynamic sampling); ``train`` sets the run's prompt sampler."""
         self.completion_log: CompletionLog | None = None
