@@ -31,6 +31,8 @@ from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.data import build_problems, load_records
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
 from rlcore.algorithms.grpo.losses import grpo_loss, loss_units
+from rlcore.algorithms.grpo.mismatch import rollout_correction
+from rlcore.algorithms.grpo.phi_check import phi_check
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from rlcore.algorithms.grpo.shaping import Groups, RewardShaper, advantages_from, flat_groups, geometry_diagnostics
 from rlcore.envs.reasoning import record_answer, score_records
@@ -216,6 +218,7 @@ class GRPOTrainer:
                                                                       features=want_phi, pooled=want_pooled)
         if cfg.beta > 0:
             batch.ref_logprobs = self._reference_logprobs(batch)
+        mismatch = rollout_correction(batch, mode=cfg.rollout_is, cap=cfg.rollout_is_cap, level=cfg.rollout_is_level)
         t3 = time.perf_counter()
 
         G, m = rewards.shape
@@ -239,9 +242,13 @@ class GRPOTrainer:
             "response_tokens": lengths.mean(),
             "truncated_frac": torch.tensor([c.finish_reason == "length" for c in completions]).float().mean(),
             **{f"shaping/{k}": v for k, v in shaping_metrics.items()},
-            **{f"geom/{k}": v for k, v in geometry_diagnostics(groups, shaped).items()},
+            **{f"geom/{k}": v for k, v in geometry_diagnostics(groups, shaped).items()}, **mismatch,
         }
-        metrics.update(self.optimise(self._gather(batch)))
+        batch = self._gather(batch)
+        if cfg.phi_check_every and self.steps % cfg.phi_check_every == 0:  # same global group on every process
+            check = phi_check(self.model, batch, m, layers=cfg.phi_check_layers, temperature=cfg.temperature)
+            metrics.update({f"geom/{k}": v for k, v in check.items()})
+        metrics.update(self.optimise(batch))
         t4 = time.perf_counter()
         self._engine_stale = True
         metrics.update({"time/generate_s": torch.tensor(t1 - t0), "time/reward_s": torch.tensor(t2 - t1),
@@ -259,7 +266,8 @@ class GRPOTrainer:
             response_ids=g(batch.response_ids, pad), response_mask=g(batch.response_mask, 0),
             old_logprobs=g(batch.old_logprobs), advantages=g(batch.advantages),
             ref_logprobs=None if batch.ref_logprobs is None else g(batch.ref_logprobs),
-            keep=None if batch.keep is None else g(batch.keep, 0))
+            keep=None if batch.keep is None else g(batch.keep, 0),
+            rollout_weights=None if batch.rollout_weights is None else g(batch.rollout_weights))
 
     def optimise(self, batch: Rollouts) -> dict[str, Tensor]:
         """PPO epochs over the global ``batch``: one optimiser step per mini-batch; returns mean metrics."""
@@ -285,7 +293,7 @@ class GRPOTrainer:
                             out.logprobs, part.old_logprobs, part.advantages, mask, ref_logprobs=part.ref_logprobs,
                             entropy=out.entropy, clip_low=cfg.clip_eps, clip_high=cfg.clip_eps_high, beta=cfg.beta,
                             entropy_coef=cfg.entropy_coef, aggregation=cfg.aggregation, normalizer=units,
-                            horizon=cfg.max_new_tokens)
+                            horizon=cfg.max_new_tokens, is_level=cfg.is_level, rollout_weights=part.rollout_weights)
                         dist.backward(loss * dist.world_size)  # DDP averages gradients over processes
                     n = mask.sum()
                     tokens += n
