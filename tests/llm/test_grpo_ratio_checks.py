@@ -3,6 +3,8 @@ Gram against per-sample gradients taken one response at a time, the logged metri
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 pytest.importorskip("transformers", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
@@ -168,3 +170,21 @@ def test_list_config_names_each_source():
                         ("rollout_is_level", "TRL vllm_importance_sampling_mode"), ("rollout_is_cap", "Yao et al."),
                         ("phi_check_every", "App. A.1"), ("phi_check_layers", "library")):
         assert source in " ".join(docs[key].split()), key
+
+
+def test_gram_with_lora_adapters_and_gradient_checkpointing(trainer, batch):
+    """Under LoRA the trainable Linear layers are the adapters; recomputed activations change nothing."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    model = get_peft_model(copy.deepcopy(trainer.model), LoraConfig(r=4, target_modules="all-linear",
+                                                                    init_lora_weights=False))
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    layers = last_layer_linears(model, 1)
+    names = {m: n for n, m in model.named_modules()}
+    assert len(layers) == 14 and all(".layers.1." in names[m] and "lora_" in names[m] for m in layers)
+    rows = distinct_group_rows(batch, 4)
+    phi, gram = phi_and_gram(model, batch, rows, layers)
+    _, grads = brute_force(model, batch, rows, layers, 1.0)
+    torch.testing.assert_close(gram.double(), grads @ grads.T, rtol=1e-4, atol=1e-6 * (grads @ grads.T).abs().max())
