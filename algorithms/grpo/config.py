@@ -141,7 +141,8 @@ class GRPOConfig(TrainConfig):
     # --- importance ratios, rollout/trainer mismatch, Phi-proxy check (validated in _check_ratio_keys)
     is_level: ISLevel = "token"
     """Importance ratio of the clipped objective: 'token' (PPO/GRPO) or 'sequence' (GSPO, Zheng et al. 2025:
-    exp(mean over response tokens of logp - old_logp), clipped per sequence; TRL importance_sampling_level)."""
+    exp(mean over response tokens of logp - old_logp), clipped per sequence; TRL importance_sampling_level). The
+    GSPO paper averages per sequence (aggregation=seq_mean); token_mean weighs each sequence by its length."""
     rollout_is: RolloutIS = "none"
     """Rollout/trainer mismatch correction: weight the clipped loss by pi_old / pi_sampler (the trainer's old
     log-probs against the engine's sampling log-probs), 'truncate' = min(w, rollout_is_cap) (TIS, Yao et al. 2025),
