@@ -31,7 +31,6 @@ def _trainer(scaler: str, new_tokens: int):
     from rlcore.algorithms.g2rl.config import G2RLConfig
     from rlcore.algorithms.g2rl.shaping import G2RLShaper
     from rlcore.algorithms.grpo.trainer import GRPOTrainer
-
     from rlcore.distributed import Distributed
 
     cfg = G2RLConfig(**SETTINGS, max_new_tokens=new_tokens, scaler=scaler, geometry_diagnostics=scaler != "none")
@@ -63,10 +62,10 @@ def time_ours(new_tokens: int, repeats: int) -> dict[str, float]:
 def time_trl(new_tokens: int, repeats: int, tmp: str) -> float:
     """Median step time of trl.GRPOTrainer configured like SETTINGS."""
     from datasets import Dataset
-    from rlcore.envs.reasoning import arith_reward, build_prompt, make_arith_dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from rlcore.envs.reasoning import arith_reward, build_prompt, make_arith_dataset
     from rlcore.llm import tiny_qwen
 
     records = make_arith_dataset(64, kinds=("sum",))

@@ -22,9 +22,10 @@ import statistics
 import time
 
 import torch
+from torch import nn
+
 from rlcore.algorithms.odice import ODICE, ODICEConfig
 from rlcore.algorithms.odice.losses import f_star
-from torch import nn
 
 OBS, ACT, BATCH = 11, 3, 256
 

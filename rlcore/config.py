@@ -11,12 +11,9 @@ valid keys. ``to_dict`` / ``save_yaml`` write the resolved config into the run d
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
 import functools
-import inspect
-import textwrap
 import types
 import typing
 from pathlib import Path
@@ -39,14 +36,15 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
     return str(tp).replace("typing.", "")
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved type annotations of a dataclass's fields (cached)."""
     return typing.get_type_hints(cls)
 
 
@@ -76,7 +74,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"config key '{key}' expects {type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value in args:
             return args[args.index(value)]  # the literal itself (not the command-line text object)
@@ -133,7 +131,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}' expects a mapping, got {value!r}")
         kt, vt = args if args else (Any, Any)
         return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
-    raise ConfigError(f"config key '{key}' has an unsupported type {_type_name(tp)}")
+    raise ConfigError(f"config key '{key}' has an unsupported type {type_name(tp)}")
 
 
 def _unknown_key_error(cls: type, key: str, prefix: str) -> ConfigError:
@@ -148,7 +146,7 @@ def _unknown_key_error(cls: type, key: str, prefix: str) -> ConfigError:
 
 def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     """Build dataclass ``cls`` from a mapping, type-checking every value; unknown keys are errors."""
-    hints = _hints(cls)
+    hints = field_types(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for key, value in data.items():
@@ -261,50 +259,6 @@ def save_yaml(config: Any, path: str | Path, algo: str | None = None) -> None:
     if algo is not None:
         data = {ALGO_KEY: algo, **data}
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-
-
-@functools.cache
-def field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings of a dataclass (the string literal right after each field)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError):
-            continue
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:]):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
-    """Rows (key, type, default, doc) for every field, nested dataclasses flattened with dots."""
-    rows = []
-    hints = _hints(cls)
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            rows.extend(describe(tp, prefix=f"{prefix}{f.name}."))
-            continue
-        if f.default is not dataclasses.MISSING:
-            default = repr(f.default)
-        elif f.default_factory is not dataclasses.MISSING:
-            default = repr(f.default_factory())
-        else:
-            default = "(required)"
-        rows.append((prefix + f.name, _type_name(tp), default, docs.get(f.name, "")))
-    return rows
 
 
 def check_range(name: str, value: float, low: float | None = None, high: float | None = None,

@@ -6,8 +6,10 @@ Metric names are namespaced (``train/v_loss``, ``eval/normalized_score``, ``geom
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -18,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rlcore.errors import ConfigError
+from rlcore.sweep.spec import SWEEP_FILE
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -58,6 +61,35 @@ def _format(v: float) -> str:
     return f"{v:.4g}"
 
 
+def _sweep_root(run_dir: Path) -> Path | None:
+    """The nearest folder above ``run_dir`` that holds a sweep's ``sweep.json`` (None outside a sweep)."""
+    return next((p for p in run_dir.resolve().parents if (p / SWEEP_FILE).is_file()), None)
+
+
+def wandb_init_kwargs(run_dir: Path, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments of ``wandb.init`` for a run: project, entity and group from ``config``, and a run id.
+
+    A run of a sweep (a run directory ``<sweep>/<cell>/seed_<s>`` under a folder with ``sweep.json``) gets the id
+    ``<sweep>-<cell>-seed_<s>`` (characters W&B refuses become ``_``; at most 55 of them) followed by 8 hex digits
+    of a hash of (sweep, cell, seed folder), so cells and seeds never share an id; its group defaults to the
+    sweep's name. Any other run keeps its folder's name as id. The id depends only on where the run lives, so a
+    resumed run continues its W&B run (``resume="allow"``).
+    """
+    sweep = _sweep_root(run_dir)
+    group = config.get("wandb_group")
+    if sweep is None:
+        run_id = name = run_dir.name
+    else:
+        parts = [sweep.name, *run_dir.resolve().relative_to(sweep).parts]
+        readable = re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts))[:55]
+        run_id = f"{readable}-{hashlib.sha1(chr(0).join(parts).encode()).hexdigest()[:8]}"
+        name = "/".join(parts[1:])
+        group = group or sweep.name
+    return {"project": config.get("wandb_project") or "rlcore", "entity": config.get("wandb_entity"),
+            "group": group, "id": run_id, "name": name, "dir": str(run_dir), "config": dict(config),
+            "resume": "allow"}
+
+
 class MetricsLogger:
     """Writes each log event to ``metrics.jsonl`` (one JSON object with ``step``), TensorBoard and W&B.
 
@@ -67,8 +99,7 @@ class MetricsLogger:
     """
 
     def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, wandb: bool = False,
-                 wandb_project: str = "rlcore", config: Mapping[str, Any] | None = None,
-                 resume_step: int | None = None, write: bool = True):
+                 config: Mapping[str, Any] | None = None, resume_step: int | None = None, write: bool = True):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
         self.last: dict[str, float] = {}
@@ -89,8 +120,8 @@ class MetricsLogger:
             except ImportError as e:
                 raise ConfigError("wandb=true but the wandb package is not installed; "
                                   "pip install wandb, or set wandb=false") from e
-            self._wandb = wandb_lib.init(project=wandb_project, dir=str(self.run_dir), config=dict(config or {}),
-                                         name=self.run_dir.name, resume="allow", id=self.run_dir.name)
+            # project, entity, group and run id from the config's wandb_* keys and where the run lives
+            self._wandb = wandb_lib.init(**wandb_init_kwargs(self.run_dir, config or {}))
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> dict[str, float]:
         """Record ``metrics`` at ``step``; returns them as floats."""

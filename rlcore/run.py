@@ -62,6 +62,12 @@ class TrainConfig:
     """Write TensorBoard events under <run_dir>/tb."""
     wandb: bool = False
     """Also log to Weights & Biases (needs the wandb package)."""
+    wandb_project: str = "rlcore"
+    """W&B project the run logs to."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); None uses the logged-in user's default."""
+    wandb_group: str | None = None
+    """W&B group of the run; runs of a sweep default to the sweep's name (its output folder)."""
     progress: bool = True
     """Show a progress bar on the console."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from rlcore.algorithms.g2rl.config import G2RLConfig
-
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 

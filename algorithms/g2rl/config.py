@@ -1,4 +1,4 @@
-"""G2RL settings: GRPO's plus the reward shaping (specs/g2rl.md sections 4-5, 13 and 15)."""
+"""G2RL settings: GRPO's plus the reward shaping (docs/g2rl.md: "Reward scaling", "Baselines", "Open questions")."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import dataclasses
 from typing import Literal
 
 from rlcore.algorithms.grpo.config import GRPOConfig
-
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
 from rlcore.geometry import SCALE_MODES
 
 DEFAULT_LAM = {"literal": 1.0, "centered": 0.5, "none": 0.0}
-"""lambda when not given (section 15): 1.0 for the literal eq. 12, 0.5 for the centred form."""
+"""lambda when not given (docs/g2rl.md "Reward scaling"): 1.0 for the literal eq. 12, 0.5 for the centred form."""
 
 
 @dataclasses.dataclass
@@ -21,10 +20,10 @@ class G2RLConfig(GRPOConfig):
 
     shaping: Literal["g2rl", "evol"] = "g2rl"
     """'g2rl': scale rewards by the novelty of the gradient features Phi (eqs. 9-13); 'evol': EVOL-RL's
-    semantic-novelty rewards from response embeddings (section 13), a baseline."""
+    semantic-novelty rewards from response embeddings (docs/g2rl.md "Baselines"), a baseline."""
     scaler: Literal["literal", "centered", "none"] = "literal"
     """G2RL factor: literal f = 1 + lam * r * nu_bar (eq. 12, paper); centered f = 1 + lam * (2 nu_bar - 1) (the
-    paper's prose, section 5.1); none = plain GRPO through the same code path."""
+    paper's prose, docs/g2rl.md "Reward scaling"); none = plain GRPO through the same code path."""
     lam: float | None = None
     """Shaping strength lambda (None: 1.0 for literal, 0.5 for centered). Keep lam < 2 (literal) or < 1
     (centered) so that no incorrect response outranks a correct one."""

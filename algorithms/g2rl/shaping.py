@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from rlcore.algorithms.grpo.shaping import Groups
 from torch import Tensor
 
+from rlcore.algorithms.grpo.shaping import Groups
 from rlcore.geometry import cosine_matrix, scale_rewards
 from rlcore.geometry.similarity import pair_mask
 
@@ -36,7 +36,7 @@ class G2RLShaper:
 
 
 def semantic_novelty_rewards(embeddings: Tensor, correct: Tensor, valid: Tensor, eps: float = 1e-8) -> Tensor:
-    """EVOL-RL's novelty rewards (specs/g2rl.md section 13), (G, m, e) embeddings -> (G, m) rewards.
+    """EVOL-RL's novelty rewards (docs/g2rl.md "Baselines"), (G, m, e) embeddings -> (G, m) rewards.
 
     With similarities ``s_ij = clip(cos(e_i, e_j), 0, 1)`` among valid responses (``valid`` (G, m) bool: an answer
     was extracted), ``novelty_i = 1 - (0.5 * mean_j s_ij over peers of the same correctness (all other valid

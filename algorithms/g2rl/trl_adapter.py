@@ -12,7 +12,7 @@ Usage (the same arguments as ``trl.GRPOTrainer``, plus the G2RL settings)::
 
 Supported TRL versions: :data:`TRL_VERSIONS` (the ``llm`` extra pins the same range); any other version stops at
 construction with one line. How it works: G2RL changes only the rewards that enter the group standardisation
-(see docs on G2RL, eqs. 12-13), so the adapter wraps each reward function given to ``GRPOTrainer`` (same name, so
+(docs/g2rl.md "Reward scaling"), so the adapter wraps each reward function given to ``GRPOTrainer`` (same name, so
 TRL still logs ``rewards/<name>``) and overrides no TRL method. When TRL calls the first wrapper of a batch, the
 shared :class:`G2RLRewards` evaluates every user function, forms TRL's weighted sum r (``reward_weights``), runs
 one no-gradient forward of the current (= sampling) policy over prompt and completion tokens to get Phi at TRL's
@@ -40,9 +40,9 @@ from typing import Any
 import torch
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+
 from rlcore.algorithms.g2rl.config import DEFAULT_LAM
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
-
 from rlcore.errors import UserError
 from rlcore.geometry import SCALE_MODES, cosine_matrix, novelty_scores, pairwise_stats, scale_rewards
 from rlcore.llm import lm_head_weight

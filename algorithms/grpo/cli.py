@@ -6,7 +6,6 @@ import argparse
 from typing import TYPE_CHECKING
 
 from rlcore.algorithms.grpo.config import GRPOConfig
-
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""GRPO settings: defaults are the G2RL paper's (specs/g2rl.md section 7) and the library's decisions (section 15).
+"""GRPO settings: defaults are the G2RL paper's and the library's decisions (docs/g2rl.md "Training settings").
 
 Values the paper does not state are marked "(inferred)" when taken from the EVOL-RL script by the same group, or
 "(library)" when chosen here; presets in configs/grpo and configs/g2rl set models and lengths per experiment.
@@ -19,7 +19,6 @@ from rlcore.algorithms.grpo.losses import (
     ISLevel,
     RolloutIS,
 )
-
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
 from rlcore.run import TrainConfig

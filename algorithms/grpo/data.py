@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from rlcore.envs.reasoning import MathRecord, build_prompt, load_math_dataset, make_arith_dataset
 
+from rlcore.envs.reasoning import MathRecord, build_prompt, load_math_dataset, make_arith_dataset
 from rlcore.errors import DataError
 
 ARITH_SIZES = {"arith": (1024, 0), "arith-heldout": (64, 1)}

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from rlcore.algorithms.grpo.data import Problems
+from rlcore.distributed import Distributed
 from rlcore.envs.reasoning import benchmark_metrics, record_answer, score_records
 from rlcore.envs.reasoning.rewards import REWARD_RANGES
-
-from rlcore.distributed import Distributed
 from rlcore.rollout import RolloutEngine, SamplingParams
 
 

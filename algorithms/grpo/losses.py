@@ -1,6 +1,6 @@
 """GRPO as pure functions: group advantages, the token-level PPO-clip loss, the k3 KL penalty, loss aggregation.
 
-Equation numbers refer to the G2RL paper as written up in specs/g2rl.md (section 2: eqs. 1-4). Shapes: G groups
+Equation numbers refer to the G2RL paper (eqs. 1-4, docs/g2rl.md "GRPO"). Shapes: G groups
 of m responses; B sequences of L response positions; ``mask`` (B, L) is True on response tokens (EOS included).
 Every function is differentiable where it should be and returns detached metrics as 0-d tensors (no host sync).
 """

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
+
 from rlcore.algorithms.grpo.losses import ISLevel, RolloutIS, masked_mean, rollout_weights
 from rlcore.algorithms.grpo.rollouts import Rollouts
-from torch import Tensor
 
 
 def rollout_correction(batch: Rollouts, *, mode: RolloutIS = "none", cap: float = 2.0, level: ISLevel = "token"

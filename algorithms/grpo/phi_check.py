@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 
 import torch
-from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from torch import Tensor, nn
 
+from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from rlcore.errors import ConfigError
 from rlcore.geometry import cosine_matrix, gram_cosines, pearson, per_sample_grad_gram, spearman
 from rlcore.llm import lm_head_weight

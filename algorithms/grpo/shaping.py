@@ -2,7 +2,7 @@
 
 A shaper sees one step's groups (rewards, G2RL features Phi, novelty nu, pooled hidden states, texts) and
 returns shaped rewards of the same shape; the trainer then standardises them within each group
-(specs/g2rl.md section 5: shaping "applied within the groupwise standardization"). Plain GRPO has no shaper.
+(docs/g2rl.md "Reward scaling": the paper shapes rewards before the group standardisation). Plain GRPO has no shaper.
 G2RL and the EVOL-RL-style baseline are shapers (``rlcore.algorithms.g2rl``).
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from rlcore.algorithms.grpo.losses import AdvantageStd, group_advantages
 from torch import Tensor
 
+from rlcore.algorithms.grpo.losses import AdvantageStd, group_advantages
 from rlcore.geometry import cosine_matrix, pairwise_stats
 
 
@@ -63,7 +63,7 @@ def flat_groups(values: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def geometry_diagnostics(groups: Groups, shaped: Tensor) -> dict[str, Tensor]:
-    """The per-step diagnostics of specs/g2rl.md section 15, as 0-d tensors.
+    """The per-step diagnostics of docs/g2rl.md "Paper numbers", as 0-d tensors.
 
     ``mean_cos`` and ``neg_frac``: mean pairwise cosine of Phi within groups and the share of negative pairs;
     ``mean_nu``: mean novelty; ``zero_var_frac``: share of groups whose verifier rewards are all equal;

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
+
 from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.data import build_problems, load_records
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
@@ -35,11 +37,9 @@ from rlcore.algorithms.grpo.mismatch import rollout_correction
 from rlcore.algorithms.grpo.phi_check import phi_check
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from rlcore.algorithms.grpo.shaping import Groups, RewardShaper, advantages_from, flat_groups, geometry_diagnostics
+from rlcore.distributed import Distributed
 from rlcore.envs.reasoning import record_answer, score_records
 from rlcore.envs.reasoning.rewards import REWARD_RANGES
-from torch import Tensor
-
-from rlcore.distributed import Distributed
 from rlcore.errors import ConfigError
 from rlcore.geometry import novelty_scores
 from rlcore.llm import lm_head_weight, load_policy
@@ -397,7 +397,6 @@ def train(cfg: GRPOConfig, *, algo: str, run_dir: str | Path | None = None, resu
     """Run (or resume) a GRPO training in this process, one of ``world_size`` when launched with torchrun or
     ``accelerate launch``. ``make_shaper(cfg, dist)`` builds the reward shaper (None: plain GRPO)."""
     from rlcore.algorithms.grpo.data import PromptSampler
-
     from rlcore.loop import train_loop
     from rlcore.run import default_run_dir
     from rlcore.runtime import seed_everything, set_threads

@@ -15,10 +15,10 @@ import random
 from pathlib import Path
 
 import torch
+
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts
 from rlcore.envs.reasoning import build_prompt, make_arith_dataset
 from rlcore.envs.reasoning.datasets import MathRecord
-
 from rlcore.llm import lm_head_weight, load_policy, tiny_qwen
 from rlcore.llm.cache import cache_root, cached_directory
 

@@ -11,20 +11,13 @@ import copy
 from typing import Any
 
 import torch
-from rlcore.algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
-from rlcore.algorithms.odice.config import ODICEConfig
-from rlcore.algorithms.odice.losses import (
-    backward_residual,
-    drop_zero_weight_rows,
-    f_star,
-    forward_residual,
-    per_seed_mean,
-    policy_weight,
-    weighted_bc_loss,
-)
-from rlcore.algorithms.odice.policy import GaussianPolicy, make_adam
 from torch import nn
 
+from rlcore.algorithms.odice.config import ODICEConfig
+from rlcore.algorithms.odice.losses import backward_residual, f_star, forward_residual, policy_weight
+from rlcore.algorithms.offline.ensemble import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
+from rlcore.algorithms.offline.losses import drop_zero_weight_rows, per_seed_mean, weighted_bc_loss
+from rlcore.algorithms.offline.policy import GaussianPolicy, make_adam
 from rlcore.geometry import project_orthogonal
 from rlcore.nets import EnsembleMLP, ema_update, seed_generators
 

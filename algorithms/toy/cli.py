@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from rlcore.algorithms.toy.toy import ToyConfig
-
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 
@@ -15,7 +14,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from rlcore.algorithms.toy.toy import ToyRegression, ToySampler, make_dataset
-
     from rlcore.loop import train_loop
     from rlcore.run import Run
     from rlcore.runtime import seed_everything, set_threads

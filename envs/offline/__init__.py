@@ -9,10 +9,12 @@ Example::
     sampler = DatasetSampler(data, batch_size=256, seed=0)  # dict of torch tensors per sample()
     result = evaluate(policy, "pendulum-scripted-v0", episodes=10, seed=0)
     normalized_score("hopper-medium-v2", 1600.0)            # D4RL score x100
+    fetch_dataset("hopper-medium-v2")                       # D4RL's file, downloaded once (resumable, checked)
 """
 
 from rlcore.envs.offline.collect import collect, mix_files, save_dataset
 from rlcore.envs.offline.dataset import OfflineDataset, concatenate
+from rlcore.envs.offline.download import fetch_dataset
 from rlcore.envs.offline.evaluation import evaluate
 from rlcore.envs.offline.policies import (
     GaussianNoise,
@@ -26,12 +28,13 @@ from rlcore.envs.offline.policies import (
 from rlcore.envs.offline.preprocessing import ObservationNormalizer, antmaze_rewards, scale_rewards_by_return_range
 from rlcore.envs.offline.readers import DEFAULT_DATASET, load_dataset, qlearning_dataset
 from rlcore.envs.offline.registry import Task, all_tasks, get_task, normalized_score, register_task
-from rlcore.envs.offline.sampler import DatasetSampler
+from rlcore.envs.offline.sampler import DatasetSampler, dataset_tensors
 from rlcore.envs.offline.simulator import SimulatorMismatchWarning, make_env
 
 __all__ = [
     "DEFAULT_DATASET",
     "DatasetSampler",
+    "dataset_tensors",
     "GaussianNoise",
     "ObservationNormalizer",
     "OfflineDataset",
@@ -45,6 +48,7 @@ __all__ = [
     "collect",
     "concatenate",
     "evaluate",
+    "fetch_dataset",
     "find_policy_loader",
     "get_task",
     "load_dataset",

@@ -1,9 +1,10 @@
-"""``rlcore data collect | mix | info``: make, combine and inspect D4RL-layout datasets."""
+"""``rlcore data collect | mix | info | download | list``: make, combine, inspect and fetch D4RL-layout datasets."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from rlcore.cli.commands import Command
 
@@ -110,9 +111,65 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help="D4RL name (hopper-medium-v2) or Minari id (minari:<id>, mujoco/hopper/medium-v0)")
+    parser.add_argument("--dir", metavar="DIR", help="folder for the files (default $D4RL_DATASET_DIR, else "
+                        "~/.d4rl/datasets; for Minari ids: instead of $MINARI_DATASETS_PATH)")
+    parser.add_argument("--offline", action="store_true",
+                        help="never touch the network: only report what is already there (as RLCORE_OFFLINE=1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.epilog = ("D4RL files come from D4RL's URLs; set RLCORE_D4RL_URL=<base> to use a mirror with the same "
+                     "relative paths. A transfer resumes where it stopped and the file is checked before use.")
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from rlcore.envs.offline.download import fetch_dataset
+
+    if args.dir:  # minari.download_dataset reads its folder from the environment
+        os.environ["MINARI_DATASETS_PATH"] = args.dir
+    for name in args.names:
+        path = fetch_dataset(name, args.dir, progress=not args.no_progress)
+        size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        print(f"{name}: {path} ({_human(size)})")
+    return 0
+
+
+def _configure_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--local", action="store_true", help="only the datasets that are already here")
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from rlcore.envs.offline.download import d4rl_dir, dataset_table, minari_dir
+
+    rows = dataset_table(local_only=args.local)
+    name_w = max([4, *(len(r["name"]) for r in rows)])
+    source_w = max([6, *(len(r["source"]) for r in rows)])
+    print(f"{'NAME':<{name_w}}  {'SOURCE':<{source_w}}  {'STATUS':<8}  SIZE")
+    for r in rows:
+        size = _human(r["size"]) if r["size"] is not None else "-"
+        print(f"{r['name']:<{name_w}}  {r['source']:<{source_w}}  {r['status']:<8}  {size}")
+    print(f"{sum(r['status'] == 'local' for r in rows)} local; D4RL files in {d4rl_dir()} (D4RL_DATASET_DIR), "
+          f"Minari datasets in {minari_dir()} (MINARI_DATASETS_PATH)")
+    return 0
+
+
+def _human(size: int) -> str:
+    value, unit = float(size), "B"
+    for larger in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
 COLLECT = Command(help="roll out a behaviour policy in a gymnasium env and write a D4RL-layout HDF5 file",
                   configure=_configure_collect, run=_run_collect)
 MIX = Command(help="concatenate D4RL-layout files (e.g. medium-expert = medium + expert)",
               configure=_configure_mix, run=_run_mix)
 INFO = Command(help="validate a dataset and summarise it (steps, episodes, returns, sizes)",
                configure=_configure_info, run=_run_info)
+DOWNLOAD = Command(help="fetch D4RL files (D4RL's URLs or RLCORE_D4RL_URL) and Minari datasets ahead of time",
+                   configure=_configure_download, run=_run_download)
+LIST = Command(help="the dataset names that can be fetched, where they come from, and which are here",
+               configure=_configure_list, run=_run_list)

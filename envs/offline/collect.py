@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rlcore.envs.offline.dataset import OfflineDataset, concat_arrays
 from rlcore.envs.offline.hdf5 import read_hdf5, write_hdf5
 from rlcore.envs.offline.policies import GaussianNoise, Policy, resolve_policy
 from rlcore.envs.offline.registry import Task
 from rlcore.envs.offline.rollout import Episode, run_episodes
 from rlcore.envs.offline.simulator import make_env
-
 from rlcore.errors import UserError
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
 from rlcore.envs.offline.registry import Task, get_task, is_task
 from rlcore.envs.offline.rollout import run_episodes
 from rlcore.envs.offline.simulator import make_env, warn_simulator_difference

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rlcore.envs.offline.validation import OPTIONAL, REQUIRED, check_arrays, check_keys
 
+from rlcore.envs.offline.validation import OPTIONAL, REQUIRED, check_arrays, check_keys
 from rlcore.errors import DataError
 
 

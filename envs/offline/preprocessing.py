@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from rlcore.envs.offline.dataset import OfflineDataset
 
+from rlcore.envs.offline.dataset import OfflineDataset
 from rlcore.errors import DataError
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rlcore.envs.offline.dataset import OfflineDataset, concat_arrays
 from rlcore.envs.offline.hdf5 import read_hdf5
-from rlcore.envs.offline.registry import Task, d4rl_file_name, get_task, is_task
+from rlcore.envs.offline.registry import MINARI_PORTS, Task, get_task, is_task
 from rlcore.envs.offline.validation import check_arrays, check_keys, check_sizes
-
 from rlcore.errors import DataError, UserError
 
 DEFAULT_DATASET = "pendulum-scripted-v0"
@@ -86,12 +86,14 @@ def load_dataset(path_or_name: str | os.PathLike, *, task: str | Task | None = N
                  obs_keys: Sequence[str] | None = None) -> OfflineDataset:
     """Load and validate an offline dataset.
 
-    ``path_or_name``: a D4RL-layout HDF5 file; a Minari dataset (``minari:<id>``, a local dataset id, or its
-    directory); a D4RL name such as ``hopper-medium-v2`` (through the ``d4rl`` package when it imports, else its
-    cached file in ``$D4RL_DATASET_DIR`` or ``~/.d4rl/datasets``); or ``pendulum-scripted-v0``, the embedded
-    default. ``task`` (defaults to ``path_or_name`` when that is a task name) checks observation and action sizes
-    against the task's simulator and splits files without timeouts. ``obs_keys`` flattens dict observations of
-    Minari datasets in the given key order.
+    ``path_or_name``: a D4RL-layout HDF5 file; a Minari dataset (``minari:<id>``, a local dataset id, a registered
+    port such as ``mujoco/hopper/medium-v0``, or its directory; downloaded by Minari when missing); a D4RL name
+    such as ``hopper-medium-v2`` (through the ``d4rl`` package when it imports, else its file in
+    ``$D4RL_DATASET_DIR`` or ``~/.d4rl/datasets``, downloaded first when missing: see
+    :mod:`rlcore.envs.offline.download`); or ``pendulum-scripted-v0``, the embedded default. ``task`` (defaults
+    to ``path_or_name`` when that is a task name) checks observation and action sizes against the task's simulator
+    and splits files without timeouts. ``obs_keys`` flattens dict observations of Minari datasets in the given key
+    order.
 
     Example::
 
@@ -114,7 +116,7 @@ def load_dataset(path_or_name: str | os.PathLike, *, task: str | Task | None = N
         if "source" in attrs:  # "source" names where the data was loaded from; keep the file's own note apart
             attrs["file_source"] = attrs.pop("source")
         dataset = qlearning_dataset(arrays, str(path), max_steps, metadata={"format": "d4rl-hdf5", **attrs})
-    elif path.is_dir() or name.startswith("minari:") or _is_local_minari(name):
+    elif path.is_dir() or name.startswith("minari:") or name in MINARI_PORTS or _is_local_minari(name):
         dataset = _from_minari(name.removeprefix("minari:"), obs_keys)
     elif is_task(name):
         dataset = _from_d4rl_name(name, max_steps)
@@ -137,27 +139,17 @@ def _from_d4rl_name(name: str, max_steps: int | None) -> OfflineDataset:
         import d4rl  # noqa: F401  (registers the D4RL envs in gym)
         import gym
     except Exception:  # d4rl needs mujoco-py and the MuJoCo 2.1 binary; any import failure means "not available"
-        return _from_d4rl_cache(name, max_steps)
+        return _from_d4rl_cache(name)
     data = gym.make(name).get_dataset()
     check_keys(list(data), f"d4rl:{name}", need_timeouts=max_steps is None)
     arrays = check_arrays(data, f"d4rl:{name}")
     return qlearning_dataset(arrays, f"d4rl:{name}", max_steps, metadata={"format": "d4rl"})
 
 
-def d4rl_dataset_dirs() -> list[Path]:
-    """Where D4RL caches its downloads: ``$D4RL_DATASET_DIR``, else ``~/.d4rl/datasets``."""
-    return [Path(os.environ.get("D4RL_DATASET_DIR", Path.home() / ".d4rl" / "datasets")).expanduser()]
+def _from_d4rl_cache(name: str) -> OfflineDataset:
+    from rlcore.envs.offline.download import fetch_d4rl
 
-
-def _from_d4rl_cache(name: str, max_steps: int | None) -> OfflineDataset:
-    file_name = d4rl_file_name(name)
-    candidates = [d / file_name for d in d4rl_dataset_dirs()] if file_name else []
-    for candidate in candidates:
-        if candidate.is_file():
-            return load_dataset(candidate, task=name)
-    looked = f" (looked for {', '.join(map(str, candidates))})" if candidates else ""
-    raise DataError(f"'{name}' is a D4RL name but the d4rl package does not import here and no cached file was "
-                    f"found{looked}; download the dataset's HDF5 file and pass its path")
+    return load_dataset(fetch_d4rl(name), task=name)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -190,10 +182,13 @@ def _from_minari(name: str, obs_keys: Sequence[str] | None) -> OfflineDataset:
             data_dir = path / "data" if (path / "data").is_dir() else path
             ds = minari.MinariDataset(data_dir)
         else:
+            from rlcore.envs.offline.download import fetch_minari
+
+            fetch_minari(name)
             ds = minari.load_dataset(name)
     except FileNotFoundError as e:
-        raise DataError(f"Minari dataset '{name}' not found locally ({e}); no hub is reachable from here, so copy "
-                        "the dataset into $MINARI_DATASETS_PATH or pass its directory") from e
+        raise DataError(f"Minari dataset '{name}' has missing files ({e}); delete its folder and fetch it again "
+                        f"(`rlcore data download minari:{name}`), or pass the dataset's directory") from e
     source = f"minari:{name}"
     parts = []
     for episode in ds.iterate_episodes():

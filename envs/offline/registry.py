@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -150,6 +149,34 @@ def _d4rl_task(name: str, ref: tuple[float, float]) -> Task:
     return Task(**base, note=_UNMAPPED[head], family=head)
 
 
+D4RL_BASE_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/"
+"""Root of D4RL's download table; the environment variable ``RLCORE_D4RL_URL`` replaces it (mirrors, tests)."""
+
+
+@lru_cache(maxsize=1)
+def d4rl_relative_paths() -> dict[str, str]:
+    """D4RL ``infos.py`` download paths below :data:`D4RL_BASE_URL` for every D4RL name (shipped package data).
+
+    >>> d4rl_relative_paths()["door-human-v1"]
+    'hand_dapg_v1/door-human-v1.hdf5'
+    """
+    text = resources.files("rlcore.envs.offline").joinpath("d4rl_urls.json").read_text(encoding="utf-8")
+    return dict(json.loads(text)["paths"])
+
+
+MINARI_PORTS: dict[str, str | None] = {
+    **{f"mujoco/{env}/{level}-v0": None if level == "simple" else f"{env}-{level}-v2"
+       for env in _LOCOMOTION for level in ("simple", "medium", "expert")},
+    **{f"D4RL/{hand}/{kind}-v2": f"{hand}-{kind}-v1" for hand in _ADROIT for kind in ("human", "cloned", "expert")},
+    **{f"D4RL/kitchen/{kind}-v2": f"kitchen-{kind}-v0" for kind in _KITCHEN_TASKS},
+    **{f"D4RL/antmaze/{maze}-v1": f"antmaze-{maze}-v2"
+       for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")},
+}
+"""Minari ids of the D4RL ports -> the D4RL name each stands in for (None: no D4RL counterpart). Minari re-collected
+the MuJoCo data on the gymnasium ``-v5`` environments and re-created Adroit, Kitchen and AntMaze in
+gymnasium-robotics, so these are not D4RL's files: Kitchen and AntMaze have dict observations (``obs_keys=``)."""
+
+
 @lru_cache(maxsize=1)
 def _d4rl_tasks() -> dict[str, Task]:
     return {name: _d4rl_task(name, ref) for name, ref in d4rl_reference_scores().items()}
@@ -191,11 +218,10 @@ def normalized_score(task_name: str, returns: Any) -> Any:
 
 
 def d4rl_file_name(task_name: str) -> str | None:
-    """File name under which D4RL caches a locomotion dataset (``hopper_medium-v2.hdf5``), else None."""
-    m = re.fullmatch(r"(hopper|halfcheetah|walker2d|ant)-([a-z-]+)-(v\d)", task_name)
-    if not m:
-        return None
-    return f"{m.group(1)}_{m.group(2).replace('-', '_')}-{m.group(3)}.hdf5"
+    """File name under which D4RL caches a dataset, the last part of its download path (``hopper-medium-v2`` ->
+    ``hopper_medium-v2.hdf5``, ``hopper-medium-replay-v0`` -> ``hopper_mixed.hdf5``); None for other names."""
+    path = d4rl_relative_paths().get(task_name)
+    return path.rsplit("/", 1)[-1] if path else None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,9 +7,18 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from rlcore.envs.offline.dataset import OfflineDataset
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
+
+
+def dataset_tensors(dataset: OfflineDataset, device: str | torch.device = "cpu",
+                    keys: Sequence[str] = BATCH_KEYS) -> dict[str, torch.Tensor]:
+    """The arrays ``keys`` of ``dataset`` as float32 tensors on ``device`` (one copy, indexed by every batch)."""
+    if len(dataset) == 0:
+        raise ValueError("cannot sample from an empty dataset")
+    return {key: torch.from_numpy(np.array(getattr(dataset, key), dtype=np.float32)).to(device) for key in keys}
 
 
 class DatasetSampler:
@@ -32,13 +41,10 @@ class DatasetSampler:
                  keys: Sequence[str] = BATCH_KEYS):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        if len(dataset) == 0:
-            raise ValueError("cannot sample from an empty dataset")
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.size = len(dataset)
-        self.data = {key: torch.from_numpy(np.array(getattr(dataset, key), dtype=np.float32)).to(self.device)
-                     for key in keys}
+        self.data = dataset_tensors(dataset, self.device, keys)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def sample(self) -> dict[str, torch.Tensor]:

@@ -9,9 +9,9 @@ import warnings
 from typing import Any
 
 import gymnasium as gym
+
 from rlcore.envs.offline.adapters import ADAPTERS
 from rlcore.envs.offline.registry import Task, get_task, is_task
-
 from rlcore.errors import UserError
 
 _warned: set[str] = set()

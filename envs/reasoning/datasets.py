@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from rlcore.envs.reasoning.extract import extract_boxed
-
 from rlcore.errors import DataError
 
 BENCHMARK_FILES = {

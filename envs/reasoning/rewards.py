@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from rlcore.envs.reasoning.extract import extract_answer
 from rlcore.envs.reasoning.verifier import shared_pool
-
 from rlcore.errors import ConfigError
 
 REWARD_RANGES = {"pm1": (-1.0, 1.0), "01": (0.0, 1.0)}

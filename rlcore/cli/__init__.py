@@ -8,6 +8,7 @@ code 2 (``--debug`` shows the traceback); a run stopped by a NaN/inf exits with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -22,8 +23,8 @@ GROUPS = {
     "data": "make, mix and inspect datasets",
 }
 BUILTINS = {
-    "ablate": ("rlcore.ablate:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
-    "report": ("rlcore.report:COMMAND", "tables and plots from a folder of runs"),
+    "ablate": ("rlcore.sweep.cli:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
+    "report": ("rlcore.report.cli:COMMAND", "tables and plots from a folder of runs"),
 }
 
 
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         args._parser.print_help()
         return 2
+    if getattr(args, "offline", False):  # --offline of train and data commands: every download path checks these
+        os.environ["RLCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         return int(command.run(args) or 0)
     except UserError as e:

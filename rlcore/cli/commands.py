@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rlcore.config import describe, load_config
+from rlcore.config import load_config
+from rlcore.config_docs import describe
 from rlcore.run import saved_config_path
 
 C = TypeVar("C")
@@ -56,6 +57,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, config_cls: type) -> No
                         help="continue the run in --run-dir from its latest checkpoint (uses its saved config)")
     parser.add_argument("--seed", type=int, help="random seed (config key seed)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (config key device)")
+    parser.add_argument("--offline", action="store_true", help="never touch the network: no dataset download "
+                        "(sets RLCORE_OFFLINE=1 and HF_HUB_OFFLINE=1 for the run)")
     parser.add_argument("--list-config", action=ListConfigAction, config_cls=config_cls)
 
 

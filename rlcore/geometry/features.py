@@ -1,6 +1,6 @@
 """G2RL's sequence feature Phi, with token log-probs and entropies, from one chunked pass over the LM head.
 
-Phi (specs/g2rl.md section 3, eqs. 5-8 and 14) is T times the gradient of log p(y_t) with respect to the final
+Phi (eqs. 5-8 and 14, docs/g2rl.md "The feature Phi") is T times the gradient of log p(y_t) with respect to the final
 hidden state h_t, averaged over the response tokens. It needs no backward pass: with ``W = lm_head.weight``
 (V, d) and ``p_t = softmax(z_t / T)``, ``phi_t = W^T (e(y_t) - p_t)``, and by the histogram identity the mean over
 tokens is ``W^T (e_bar - p_bar)`` with ``e_bar`` the token-count histogram and ``p_bar`` the mean probability

@@ -1,4 +1,4 @@
-"""G2RL's groupwise exploration score and reward rescaling (specs/g2rl.md sections 4-5, eqs. 9-13)."""
+"""G2RL's groupwise exploration score and reward rescaling, eqs. 9-13 (docs/g2rl.md: "Novelty", "Reward scaling")."""
 
 from __future__ import annotations
 
@@ -61,12 +61,12 @@ def scale_rewards(rewards: Tensor, novelty: Tensor, lam: float | Tensor, mode: S
     ``nu_bar`` is nu min-max normalised over the valid responses of each group. Modes:
 
     - ``literal`` (eq. 12, default): ``r * (1 + lam * r * nu_bar)``; with r = +-1 this is ``r + lam * nu_bar``;
-    - ``centered`` (the paper's prose, specs/g2rl.md 5.1): ``r * (1 + lam * (2 * nu_bar - 1))``;
+    - ``centered`` (the paper's prose, docs/g2rl.md "Reward scaling"): ``r * (1 + lam * (2 * nu_bar - 1))``;
     - ``none``: ``r`` (plain GRPO through the same code path).
 
     The result is clipped to [-clip, clip] (``clip=None`` skips it). A degenerate group, whose nu range is at
     most ``eps`` (all nu equal, or a single valid response), gets ``nu_bar = 0`` for ``literal`` and 0.5 for
-    ``centered``, so it is shaped by nothing but its rewards (this explicit case replaces the spec's ``+eps`` in
+    ``centered``, so it is shaped by nothing but its rewards (this explicit case replaces the usual ``+eps`` in
     the min-max denominator, so the most novel response of a group always gets exactly 1). Masked-out entries
     (``mask`` (G, m) bool) are left out of the min-max and return 0.
 

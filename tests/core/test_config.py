@@ -5,7 +5,8 @@ from typing import Literal
 
 import pytest
 
-from rlcore.config import describe, field_docs, from_dict, load_config, save_yaml, to_dict
+from rlcore.config import from_dict, load_config, save_yaml, to_dict
+from rlcore.config_docs import describe, field_docs
 from rlcore.errors import ConfigError
 from rlcore.run import TrainConfig
 

@@ -21,7 +21,7 @@ def random_group(G, m, d, seed, dtype=F64):
 
 
 def loop_novelty(phi, rewards, mask, eps=1e-8):
-    """nu per response from the equations of specs/g2rl.md section 4, one response and one peer at a time."""
+    """nu per response from the equations of docs/g2rl.md "Novelty", one response and one peer at a time."""
     G, m, _ = phi.shape
     nu = torch.zeros(G, m, dtype=F64)
     for g in range(G):

@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from safetensors.torch import save_file
+
 from rlcore.algorithms.g2rl.config import G2RLConfig
 from rlcore.algorithms.g2rl.shaping import make_shaper
 from rlcore.algorithms.grpo.trainer import TrainResult, train
-from safetensors.torch import save_file
-
 from rlcore.config import load_config
 
 

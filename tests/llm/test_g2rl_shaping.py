@@ -1,14 +1,14 @@
-"""G2RL and EVOL-style shaping through the trainer's hook: advantages change only as specs/g2rl.md says."""
+"""G2RL and EVOL-style shaping through the trainer's hook: advantages change as docs/g2rl.md "Reward scaling" says."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+
 from rlcore.algorithms.g2rl.config import G2RLConfig
 from rlcore.algorithms.g2rl.shaping import EvolShaper, G2RLShaper, semantic_novelty_rewards
 from rlcore.algorithms.grpo.losses import group_advantages
 from rlcore.algorithms.grpo.shaping import Groups, advantages_from, geometry_diagnostics
-
 from rlcore.errors import ConfigError
 from rlcore.geometry import novelty_scores
 

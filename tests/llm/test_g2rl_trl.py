@@ -14,6 +14,8 @@ pytest.importorskip("trl", reason="the llm extra is not installed (pip install '
 import torch  # noqa: E402
 import trl  # noqa: E402
 from datasets import Dataset  # noqa: E402
+from trl import GRPOConfig as TRLConfig  # noqa: E402
+
 from rlcore.algorithms.g2rl.trl_adapter import (  # noqa: E402
     TRL_VERSIONS,
     G2RLGRPOTrainer,
@@ -22,8 +24,6 @@ from rlcore.algorithms.g2rl.trl_adapter import (  # noqa: E402
 )
 from rlcore.algorithms.grpo.losses import group_advantages, grpo_loss, rollout_weights  # noqa: E402
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass  # noqa: E402
-from trl import GRPOConfig as TRLConfig  # noqa: E402
-
 from rlcore.errors import UserError  # noqa: E402
 from rlcore.geometry import scale_rewards  # noqa: E402
 from rlcore.llm import lm_head_weight, tiny_qwen  # noqa: E402

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from rlcore.algorithms.grpo.losses import (
     aggregate,
     group_advantages,

@@ -11,6 +11,7 @@ pytest.importorskip("transformers", reason="the llm extra is not installed (pip 
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
 from rlcore.algorithms.grpo import trainer as trainer_module  # noqa: E402
 from rlcore.algorithms.grpo.config import GRPOConfig  # noqa: E402
 from rlcore.algorithms.grpo.phi_check import (  # noqa: E402
@@ -21,7 +22,6 @@ from rlcore.algorithms.grpo.phi_check import (  # noqa: E402
 )
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass  # noqa: E402
 from rlcore.algorithms.grpo.trainer import GRPOTrainer  # noqa: E402
-
 from rlcore.config import describe  # noqa: E402
 from rlcore.distributed import Distributed  # noqa: E402
 from rlcore.errors import ConfigError  # noqa: E402

@@ -7,11 +7,11 @@ import pytest
 pytest.importorskip("transformers", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
 
 import torch  # noqa: E402
+
 from rlcore.algorithms.g2rl.config import G2RLConfig  # noqa: E402
 from rlcore.algorithms.g2rl.shaping import make_shaper  # noqa: E402
 from rlcore.algorithms.grpo.rollouts import Rollouts, sequence_pass  # noqa: E402
 from rlcore.algorithms.grpo.trainer import GRPOTrainer, lr_factor  # noqa: E402
-
 from rlcore.distributed import Distributed  # noqa: E402
 from rlcore.geometry import sequence_features  # noqa: E402
 from rlcore.llm import final_hidden_states, lm_head_weight  # noqa: E402
@@ -112,7 +112,6 @@ def test_lora_with_gradient_checkpointing_trains_only_adapters():
 def test_evol_shaper_with_an_embedding_model():
     from rlcore.algorithms.g2rl.shaping import EvolShaper, TextEmbedder, semantic_novelty_rewards
     from rlcore.algorithms.grpo.shaping import Groups
-
     from rlcore.llm import tiny_qwen
 
     embedder = TextEmbedder(str(tiny_qwen()), torch.device("cpu"), max_tokens=4)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 from conftest import shared_data
+
 from rlcore.envs.reasoning import build_prompt, load_math_dataset, make_arith_dataset
 from rlcore.envs.reasoning.arith import arith_correct, arith_reward
 from rlcore.envs.reasoning.datasets import BENCHMARK_FILES
-
 from rlcore.errors import DataError
 
 

@@ -6,6 +6,7 @@ import itertools
 import math
 
 import pytest
+
 from rlcore.envs.reasoning.metrics import (
     benchmark_metrics,
     maj_at_k,
@@ -15,7 +16,6 @@ from rlcore.envs.reasoning.metrics import (
     to_csv,
     to_markdown,
 )
-
 from rlcore.errors import ConfigError
 
 

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("math_verify", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
 
 from conftest import shared_data  # noqa: E402
-from rlcore.envs.reasoning import extract_answer, load_math_dataset, math_reward, score_completions  # noqa: E402
 
+from rlcore.envs.reasoning import extract_answer, load_math_dataset, math_reward, score_completions  # noqa: E402
 from rlcore.errors import ConfigError  # noqa: E402
 
 

@@ -7,9 +7,11 @@ import math
 
 import pytest
 import torch
-from rlcore.algorithms.odice import ODICE, ODICEConfig
-from rlcore.algorithms.odice.losses import f_star, gaussian_nll, policy_weight
 from torch import nn
+
+from rlcore.algorithms.odice import ODICE, ODICEConfig
+from rlcore.algorithms.odice.losses import f_star, policy_weight
+from rlcore.algorithms.offline.losses import gaussian_nll
 
 torch.set_default_dtype(torch.float32)
 

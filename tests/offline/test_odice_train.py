@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, run_cli
-from rlcore.algorithms.odice import BCConfig, IQLConfig, ODICEConfig
-from rlcore.algorithms.odice.train import ALGORITHMS, MultiSeedSampler, prepare_data
-from rlcore.envs.offline import DatasetSampler, collect, load_dataset, save_dataset
 
+from rlcore.algorithms.bc import BCConfig
+from rlcore.algorithms.iql import IQLConfig
+from rlcore.algorithms.odice import ODICEConfig
+from rlcore.algorithms.offline.data import prepare_data
+from rlcore.algorithms.offline.sampler import MultiSeedSampler
+from rlcore.algorithms.offline.train import ALGORITHMS
 from rlcore.checkpoint import CheckpointManager
 from rlcore.config import load_config
+from rlcore.envs.offline import DatasetSampler, collect, load_dataset, save_dataset
 from rlcore.errors import ConfigError, DataError
 from rlcore.logging import read_metrics
 

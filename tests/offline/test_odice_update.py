@@ -6,10 +6,11 @@ import copy
 
 import pytest
 import torch
-from rlcore.algorithms.odice import ODICE, BCConfig, IQLConfig, ODICEConfig
-from rlcore.algorithms.odice.baselines import BC, IQL
 from test_odice_math import random_batch
 
+from rlcore.algorithms.bc import BC, BCConfig
+from rlcore.algorithms.iql import IQL, IQLConfig
+from rlcore.algorithms.odice import ODICE, ODICEConfig
 from rlcore.errors import ConfigError
 
 SMALL = dict(v_hidden=[32, 32], policy_hidden=[32, 32])

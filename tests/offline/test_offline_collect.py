@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli, shared_data
+
+from rlcore.cli import registry
 from rlcore.envs.offline import (
     PendulumSwingUp,
     SB3Actor,
@@ -23,8 +25,6 @@ from rlcore.envs.offline import (
 )
 from rlcore.envs.offline import hdf5 as hdf5_module
 from rlcore.envs.offline.hdf5 import read_hdf5, write_hdf5
-
-from rlcore.cli import registry
 from rlcore.errors import UserError
 
 

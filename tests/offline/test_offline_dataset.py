@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import shared_data
 from offline_helpers import episodic_arrays, write_file
+
 from rlcore.envs.offline import OfflineDataset, concatenate, load_dataset, qlearning_dataset
 from rlcore.envs.offline.hdf5 import read_hdf5
 from rlcore.envs.offline.validation import check_arrays
-
 from rlcore.errors import DataError
 
 
@@ -152,7 +152,8 @@ def test_hdf5_reader_with_and_without_next_observations(tmp_path):
 def test_d4rl_name_resolves_to_cached_file(tmp_path, monkeypatch):
     monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path))
     monkeypatch.setitem(sys.modules, "d4rl", None)  # make `import d4rl` fail as it does without mujoco-py
-    with pytest.raises(DataError, match=r"hopper_medium-v2.hdf5\); download"):
+    monkeypatch.setenv("RLCORE_OFFLINE", "1")  # downloads: tests/offline/test_download.py
+    with pytest.raises(DataError, match=r"hopper_medium-v2.hdf5 is missing\) and downloads are off"):
         load_dataset("hopper-medium-v2")
     write_file(tmp_path / "hopper_medium-v2.hdf5", episodic_arrays([5, 5], ["terminal", "timeout"], 11, 3))
     ds = load_dataset("hopper-medium-v2")

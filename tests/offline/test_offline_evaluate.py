@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_data
+
 from rlcore.envs.offline import (
     PendulumSwingUp,
     SB3Actor,
@@ -20,7 +21,6 @@ from rlcore.envs.offline import (
 )
 from rlcore.envs.offline import simulator as simulator_module
 from rlcore.envs.offline.evaluation import sequential_returns
-
 from rlcore.errors import UserError
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 from offline_helpers import episodic_arrays
+
+from rlcore.checkpoint import load_state, save_state
 from rlcore.envs.offline import (
     DatasetSampler,
     ObservationNormalizer,
@@ -13,8 +15,6 @@ from rlcore.envs.offline import (
     antmaze_rewards,
     scale_rewards_by_return_range,
 )
-
-from rlcore.checkpoint import load_state, save_state
 from rlcore.errors import DataError
 
 

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 from conftest import shared_data
+
 from rlcore.envs.offline import Task, all_tasks, evaluate, get_task, make_env, normalized_score, register_task
 from rlcore.envs.offline.adapters import D4RL_ANTMAZE_MAPS
 from rlcore.envs.offline.policies import RandomPolicy
 from rlcore.envs.offline.registry import PENDULUM_RANDOM_RETURN, d4rl_reference_scores
-
 from rlcore.errors import UserError
 
-# (random, expert) returns from D4RL infos.py as transcribed in the O-DICE spec, section 6
+# (random, expert) returns from D4RL infos.py as listed in docs/odice.md "Published numbers"
 SPEC_REFERENCES = {
     "halfcheetah-medium-v2": (-280.178953, 12135.0), "hopper-medium-replay-v2": (-20.272305, 3234.3),
     "walker2d-medium-expert-v2": (1.629008, 4592.3), "ant-medium-v2": (-325.6, 3879.7),

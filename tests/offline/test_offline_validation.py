@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 from offline_helpers import episodic_arrays, write_file
-from rlcore.envs.offline import load_dataset
 
+from rlcore.envs.offline import load_dataset
 from rlcore.errors import DataError
 
 

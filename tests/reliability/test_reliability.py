@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO
+
 from rlcore.algorithms.odice import ODICE, ODICEConfig
 
 SOURCE_DIRS = ("rlcore", "algorithms", "envs", "benchmarks")
@@ -91,6 +92,7 @@ def test_memory_stays_flat_over_10k_odice_updates():
 def test_dataset_files_are_read_once(tmp_path, monkeypatch):
     import h5py
     import numpy as np
+
     from rlcore.envs.offline import load_dataset
 
     n = 1000

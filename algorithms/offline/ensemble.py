@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from rlcore.algorithms.odice.policy import GaussianPolicy
 from torch import nn
 
+from rlcore.algorithms.offline.policy import GaussianPolicy
 from rlcore.errors import ConfigError
 
 Batch = Mapping[str, torch.Tensor]

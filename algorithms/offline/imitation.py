@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rlcore.envs.offline import OfflineDataset, concatenate
 from tqdm.auto import tqdm
 
+from rlcore.envs.offline import OfflineDataset, concatenate
 from rlcore.errors import DataError
 from rlcore.nets import EnsembleMLP, seed_generators
 

@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlcore.algorithms.odice.config import BCConfig, IQLConfig, ODICEConfig
-
 from rlcore.cli.commands import Command, add_train_arguments, config_from_args
 
 HELP = {
@@ -17,12 +15,17 @@ HELP = {
     "bc": "behaviour cloning baseline on an offline dataset",
     "iql": "IQL baseline (CORL settings) on an offline dataset",
 }
-CONFIGS = {"odice": ODICEConfig, "bc": BCConfig, "iql": IQLConfig}
+
+
+def _config_class(algo: str) -> type:
+    from rlcore.algorithms.offline.train import ALGORITHMS
+
+    return ALGORITHMS[algo][0]
 
 
 def _train_command(algo: str) -> Command:
     def configure(parser: argparse.ArgumentParser) -> None:
-        add_train_arguments(parser, CONFIGS[algo])
+        add_train_arguments(parser, _config_class(algo))
         parser.add_argument("--task", help="D4RL name, e.g. hopper-medium-v2 (simulator, scores, preprocessing)")
         parser.add_argument("--dataset", help="D4RL-layout HDF5 file or local Minari id (default: from --task)")
         parser.add_argument("--env", help="gymnasium id to evaluate in when the data is not a D4RL task")
@@ -31,10 +34,10 @@ def _train_command(algo: str) -> Command:
                          "--task hopper-medium-v2 --dataset hopper_medium-v2.hdf5 --seeds 0,1,2")
 
     def run(args: argparse.Namespace) -> int:
-        from rlcore.algorithms.odice.train import train
+        from rlcore.algorithms.offline.train import train
 
         values = {"task": args.task, "dataset": args.dataset, "env": args.env, "seeds": args.seeds}
-        cfg = config_from_args(CONFIGS[algo], args, algo=algo, values=values)
+        cfg = config_from_args(_config_class(algo), args, algo=algo, values=values)
         train(algo, cfg, run_dir=args.run_dir, resume=args.resume)
         return 0
 
@@ -49,8 +52,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = "latest") -> tuple[Any, 
 
     ``checkpoint``: latest, best, or a step number.
     """
-    from rlcore.algorithms.odice.train import ALGORITHMS
-
+    from rlcore.algorithms.offline.train import ALGORITHMS
     from rlcore.checkpoint import CheckpointManager
     from rlcore.config import load_config, read_yaml
     from rlcore.errors import UserError
@@ -84,7 +86,9 @@ def load_policy(run_dir: str | Path):
     """The ``rlcore.policies`` plugin: a run directory's latest policy on raw observations (seed index 0)."""
     import numpy as np
     import torch
-    from rlcore.algorithms.odice.train import ActionScaler, policy_fn
+
+    from rlcore.algorithms.offline.data import ActionScaler
+    from rlcore.algorithms.offline.evaluation import policy_fn
     from rlcore.envs.offline import ObservationNormalizer
 
     algo, _, extra = load_trained(run_dir)
@@ -103,7 +107,9 @@ def _eval_configure(parser: argparse.ArgumentParser) -> None:
 def _eval_run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
-    from rlcore.algorithms.odice.train import ActionScaler, eval_seed, policy_fn, resolve_target
+
+    from rlcore.algorithms.offline.data import ActionScaler, resolve_target
+    from rlcore.algorithms.offline.evaluation import eval_seed, policy_fn
     from rlcore.envs.offline import ObservationNormalizer, evaluate
 
     algo, cfg, extra = load_trained(args.run_dir, args.checkpoint)

@@ -1,23 +1,24 @@
-"""Sweeps (`rlcore ablate`) and reports (`rlcore report`) on tiny toy runs and hand-made run folders."""
+"""Sweeps (`rlcore ablate`) on tiny toy runs: spec checks, plans, backends, failures, kills and stops."""
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import struct
+import os
+import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, run_cli
 
-from rlcore import ablate
-from rlcore.ablate import is_finished, load_spec, plan
+from rlcore.cli import main
 from rlcore.errors import ConfigError
-from rlcore.report import mean_stderr, write_report
+from rlcore.sweep import local
+from rlcore.sweep.plan import is_finished, plan
+from rlcore.sweep.spec import load_spec
 
 TINY = {"max_steps": 40, "eval_every": 20, "ckpt_every": 20, "log_every": 10, "tensorboard": False}
 
@@ -85,6 +86,41 @@ def test_cells_with_their_own_preset_run_their_algorithm(tmp_path):
         load_spec(_spec(tmp_path, cells=[{"name": "x", "base": "missing.yaml"}]))
 
 
+def _dry_run(capsys, spec_path, out):
+    """``rlcore ablate SPEC --out OUT --dry-run`` in this process: (stdout lines, stderr)."""
+    assert main(["ablate", str(spec_path), "--out", str(out), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    return captured.out.splitlines(), captured.err
+
+
+def test_dry_run_prints_commands_that_run_when_pasted(tmp_path, capsys):
+    smoke = REPO / "configs/ablations/smoke.yaml"  # list-valued overrides: v_hidden=[64, 64]
+    lines, err = _dry_run(capsys, smoke, tmp_path / "o")
+    spec, base, algo = load_spec(smoke)
+    runs = plan(spec, base, algo, tmp_path / "o")
+    assert [shlex.split(line) for line in lines] == [["rlcore", *r.argv] for r in runs]
+    assert "'v_hidden=[64, 64]'" in lines[0]
+    assert f"{len(runs)} runs: {len(runs)} to run, 0 finished" in err
+
+    out = tmp_path / "a sweep [1]"  # spaces and brackets in the paths the commands name
+    spec_path = _spec(tmp_path, seeds=[0])
+    (line,), _ = _dry_run(capsys, spec_path, out)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    pasted = subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert pasted.returncode == 0, pasted.stderr
+    assert (out / "base" / "seed_0" / "summary.json").is_file()
+    lines, err = _dry_run(capsys, spec_path, out)
+    assert lines == [] and f"finished (skipped): {out / 'base' / 'seed_0'}" in err
+
+
+def test_a_spec_metric_no_run_logged_ends_the_sweep_with_one_line(tmp_path, capsys):
+    spec = _spec(tmp_path, seeds=[0], metric="eval/nope", backend="sequential")
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no report: no run under") and "metrics found: eval/mse, eval/score" in err[-1]
+    assert (tmp_path / "o" / "base" / "seed_0" / "summary.json").is_file(), "the runs are kept"
+
+
 def _final_losses(out):
     results = {}
     for summary in sorted(out.rglob("summary.json")):
@@ -146,8 +182,8 @@ def test_killed_run_is_retried_from_its_checkpoint(tmp_path, monkeypatch):
             if len(calls) == 1:
                 self.kill()
 
-    monkeypatch.setattr(ablate.subprocess, "Popen", KilledOnce)
-    ok, error = ablate.run_subprocess(run, threads=1)
+    monkeypatch.setattr(local.subprocess, "Popen", KilledOnce)
+    ok, error = local.run_subprocess(run, threads=1)
     assert ok, error
     assert len(calls) == 2 and is_finished(run)
 
@@ -156,8 +192,8 @@ def test_killed_run_is_retried_from_its_checkpoint(tmp_path, monkeypatch):
             super().__init__(cmd, **kw)
             self.kill()
 
-    monkeypatch.setattr(ablate.subprocess, "Popen", AlwaysKilled)
-    ok_never, error_never = ablate.run_subprocess(run, threads=1)
+    monkeypatch.setattr(local.subprocess, "Popen", AlwaysKilled)
+    ok_never, error_never = local.run_subprocess(run, threads=1)
     assert not ok_never and "killed by signal 9" in error_never
 
 
@@ -178,83 +214,6 @@ def test_sigterm_stops_the_sweep_and_its_trainings(tmp_path, backend):
     assert proc.wait(timeout=60) == 130
     alive = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert not alive, f"trainings left running after the sweep stopped: {alive}"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# report on hand-made runs
-
-
-def _fake_run(path, config, records):
-    path.mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump(config))
-    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
-def _png_size(path):
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return struct.unpack(">II", data[16:24])
-
-
-def test_report_numbers_equal_hand_computation(tmp_path):
-    m = "eval/normalized_score"
-    curves = {("a", 0): [10, 30, 20], ("a", 1): [12, 14, 40], ("a", 2): [5, 6, 7], ("b", 0): [50, 40, 45]}
-    for (cell, seed), values in curves.items():
-        records = [{"step": 100 * (i + 1), m: v, "train/loss": 1.0} for i, v in enumerate(values)]
-        records.insert(1, {"step": 150, "train/loss": 0.5, "geom/mean_cosine": 0.1 * seed})
-        # cell b planned 500 steps and stopped at 300: the table must say so
-        config = {"algo": "x", "seed": seed, "max_steps": 500 if cell == "b" else 300}
-        _fake_run(tmp_path / cell / f"seed_{seed}", config, records)
-    # a vectorised run (two seeds in one run) in cell c
-    _fake_run(tmp_path / "c" / "seeds_0-1", {"algo": "x", "seeds": [0, 1]},
-              [{"step": 100, f"{m}/seed0": 1.0, f"{m}/seed1": 3.0, m: 2.0},
-               {"step": 200, f"{m}/seed0": 5.0, f"{m}/seed1": 2.0, m: 3.5}])
-    report = write_report(tmp_path, f"{m},geom/mean_cosine")
-    all_rows = list(csv.DictReader((tmp_path / "report.csv").open()))
-    rows = {r["cell"]: r for r in all_rows if r["metric"] == m}
-    last_a = [20, 40, 7]
-    best_a = [30, 40, 7]
-    mean = sum(last_a) / 3
-    se = math.sqrt(sum((v - mean) ** 2 for v in last_a) / 2 / 3)
-    assert float(rows["a"]["last_mean"]) == pytest.approx(mean)
-    assert float(rows["a"]["last_stderr"]) == pytest.approx(se)
-    assert float(rows["a"]["best_mean"]) == pytest.approx(sum(best_a) / 3)
-    assert rows["a"]["seeds"] == "3" and rows["b"]["seeds"] == "1"
-    assert math.isnan(float(rows["b"]["last_stderr"]))
-    assert float(rows["c"]["last_mean"]) == pytest.approx(3.5) and float(rows["c"]["best_mean"]) == pytest.approx(4.0)
-    text = report.read_text()
-    assert "| a | 3 | 300 | 22.33 ± 9.60 | 25.67 ± 9.77 |" in text
-    assert "| b | 1 | 300 (unfinished: 300 of 500) | 45.00 | 50.00 |" in text
-    assert rows["a"]["finished"] == "True" and rows["b"]["finished"] == "False" and rows["c"]["finished"] == "True"
-    geom = [r for r in all_rows if r["metric"] == "geom/mean_cosine"]
-    assert len(geom) == 2 and all(r["best_mean"] == "" for r in geom), "no 'best' for a diagnostic"
-    assert "| cell | seeds | step | last (mean ± se) |\n" in text, "the geom table has no best column"
-    assert "| a | 3 | 150 | 0.10 ± 0.06 |" in text, "a mid-run diagnostic: finished all the same"
-    for png in ("learning_curves.png", "final_scores.png", "geometry.png"):
-        w, h = _png_size(tmp_path / png)
-        assert w >= 400 and h >= 300, png
-
-
-def test_report_on_a_single_seed_run_directory(tmp_path):
-    run = tmp_path / "seed_3"
-    _fake_run(run, {"algo": "x", "seed": 3}, [{"step": 10, "eval/score": 1.0}, {"step": 20, "eval/score": 2.0}])
-    write_report(run, "eval/score")
-    rows = list(csv.DictReader((run / "report.csv").open()))
-    assert len(rows) == 1 and rows[0]["cell"] == "seed_3" and float(rows[0]["last_mean"]) == 2.0
-
-
-def test_mean_stderr():
-    assert mean_stderr([1.0, 3.0]) == (2.0, 1.0)
-    mean, err = mean_stderr([4.0])
-    assert mean == 4.0 and math.isnan(err)
-
-
-def test_report_cli_errors(tmp_path):
-    result = run_cli("report", str(tmp_path / "missing"))
-    assert result.returncode == 2 and "is not a folder" in result.stderr
-    _fake_run(tmp_path / "r", {"algo": "x", "seed": 0}, [{"step": 1, "train/loss": 1.0}])
-    result = run_cli("report", str(tmp_path), "--metric", "eval/nope")
-    assert result.returncode == 2 and "metrics found: train/loss" in result.stderr
 
 
 @pytest.mark.parametrize("spec_path", sorted(str(p) for p in (REPO / "configs/ablations").glob("*.yaml")))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from rlcore.algorithms.odice.losses import gaussian_nll
 from torch import nn
 
+from rlcore.algorithms.offline.losses import gaussian_nll
 from rlcore.nets import EnsembleMLP
 
 

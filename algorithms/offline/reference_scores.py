@@ -1,4 +1,4 @@
-"""Published D4RL normalised scores to compare against (facts from ../shared/specs/odice.md section 6).
+"""Published D4RL normalised scores to compare against (docs/odice.md "Published numbers").
 
 O-DICE: the paper's Table 1 (Mao et al., ICLR 2024). IQL: CORL's reproduction ("last" score, 4 seeds).
 """

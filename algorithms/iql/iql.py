@@ -1,6 +1,6 @@
-"""Baselines on the same machinery as O-DICE (ensembles over seeds, same policy, same loop): BC and IQL.
+"""IQL (Kostrikov et al., 2022) on the offline family's machinery (ensembles over seeds, same policy, same loop).
 
-IQL follows CORL's single-file implementation (corl-team/CORL, algorithms/offline/iql.py): expectile value
+It follows CORL's single-file implementation (corl-team/CORL, algorithms/offline/iql.py): expectile value
 regression against the target twin Q, Q regression to r + gamma (1 - d) V(s'), advantage-weighted BC with
 exp(beta A) clipped at 100 and a cosine-annealed policy learning rate.
 """
@@ -8,56 +8,67 @@ exp(beta A) clipped at 100 and a cosine-annealed policy learning rate.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import torch
-from rlcore.algorithms.odice.base import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
-from rlcore.algorithms.odice.config import BCConfig, IQLConfig
-from rlcore.algorithms.odice.losses import per_seed_mean, weighted_bc_loss
-from rlcore.algorithms.odice.policy import GaussianPolicy, make_adam
 from torch import nn
 
+from rlcore.algorithms.offline.config import OfflineConfig
+from rlcore.algorithms.offline.ensemble import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
+from rlcore.algorithms.offline.losses import per_seed_mean, weighted_bc_loss
+from rlcore.algorithms.offline.policy import GaussianPolicy, make_adam
+from rlcore.config import check_range
 from rlcore.nets import EnsembleMLP, ema_update, seed_generators
+
+
+@dataclasses.dataclass
+class IQLConfig(OfflineConfig):
+    """IQL (Kostrikov et al., 2022) with CORL's defaults (corl-team/CORL algorithms/offline/iql.py)."""
+
+    expectile: float = 0.7
+    """Expectile of the value regression (0.9 for AntMaze)."""
+    temperature: float = 3.0
+    """Inverse temperature beta of the advantage weights exp(beta A) (10 for AntMaze)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """EMA rate of the target Q network."""
+    weight_clip: float = 100.0
+    """Upper clip of exp(beta A)."""
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    """Hidden widths of V and the twin Q."""
+    q_lr: float = 3e-4
+    """Adam learning rate of Q."""
+    v_lr: float = 3e-4
+    """Adam learning rate of V."""
+    policy_lr: float = 3e-4
+    """Adam learning rate of the policy (cosine-annealed to 0 over max_steps, as CORL)."""
+    policy_weight_decay: float = 0.0
+    """L2 weight decay of the policy's Adam."""
+    policy_hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    """Hidden widths of the Gaussian policy."""
+    tanh_mean: bool = True
+    """Squash the policy mean with tanh (CORL's Gaussian actor does)."""
+    log_std_min: float = -20.0
+    """Lower clamp of the policy log-std (CORL: -20)."""
+    normalize_obs: bool = True
+    """Standardise observations (CORL normalises states for IQL)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("expectile", self.expectile, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_range("temperature", self.temperature, low=0.0)
+        check_range("gamma", self.gamma, low=0.0, high=1.0, high_open=True)
+        check_range("tau", self.tau, low=0.0, high=1.0, low_open=True)
+        for name in ("q_lr", "v_lr"):
+            check_range(name, getattr(self, name), low=0.0, low_open=True)
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     """|tau - 1(u < 0)| u^2, elementwise (IQL eq. 5 with u = Q - V)."""
     weight = torch.where(diff > 0, expectile, 1 - expectile)
     return weight * diff**2
-
-
-class BC(EnsembleAlgorithm):
-    """Behaviour cloning: minimise -log pi(a|s) over the dataset (weight 1 for every transition)."""
-
-    def __init__(self, cfg: BCConfig, obs_dim: int, act_dim: int, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32):
-        self.cfg = cfg
-        self.num_seeds = len(cfg.seed_list)
-        self.policy = GaussianPolicy(obs_dim, act_dim, cfg.policy_hidden, seed_generators(cfg.seed_list),
-                                     tanh_mean=cfg.tanh_mean, log_std_min=cfg.log_std_min,
-                                     log_std_max=cfg.log_std_max).to(device=device, dtype=dtype)
-        self.optimizer = make_adam(self.policy.parameters(), cfg.policy_lr, cfg.policy_weight_decay,
-                                   fused=cfg.fused_optimizer)
-        self.steps = 0
-        if cfg.compile:
-            self.compile_networks()
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"policy": self.policy}
-
-    def optimizers(self) -> dict[str, Any]:
-        return {"policy_optimizer": self.optimizer}
-
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        batch = as_seed_batch(batch, self.num_seeds)
-        nll = self.policy.nll(batch["observations"], batch["actions"])
-        loss = nll.mean(dim=1).sum()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = clip_grad_norm_per_seed(list(self.policy.parameters()), self.cfg.max_grad_norm)
-        self.optimizer.step()
-        self.steps += 1
-        return {"policy_loss": loss.detach() / self.num_seeds, "policy_grad_norm": grad_norm.mean()}
 
 
 class IQL(EnsembleAlgorithm):
