@@ -22,7 +22,7 @@ from rlcore.algorithms.grpo.phi_check import (  # noqa: E402
 )
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass  # noqa: E402
 from rlcore.algorithms.grpo.trainer import GRPOTrainer  # noqa: E402
-from rlcore.config import describe  # noqa: E402
+from rlcore.config_docs import describe  # noqa: E402
 from rlcore.distributed import Distributed  # noqa: E402
 from rlcore.errors import ConfigError  # noqa: E402
 from rlcore.llm import lm_head_weight  # noqa: E402
