@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= llm,d4rl,ray,dev
 
-.PHONY: demo test test-slow test-vllm lint bench setup clean hopper-data
+.PHONY: demo test test-slow test-vllm lint bench setup clean hopper-data halfcheetah-data walker2d-data offline-data \
+	gpu-wheels gpu-check
 
 setup: $(STAMP)
 
@@ -51,11 +52,40 @@ data/hopper-medium-expert.hdf5: data/hopper-medium.hdf5 data/hopper-expert.hdf5
 	$(BIN)/rlcore data mix $^ --out $@
 hopper-data: data/hopper-medium-expert.hdf5
 
+# HalfCheetah and Walker2d "medium" datasets: the SAC agents sampled from their own Gaussian, 100k transitions each,
+# for configs/odice/{halfcheetah,walker2d}-medium-generated.yaml and configs/ablations/offline_results.yaml.
+data/halfcheetah-medium.hdf5: | $(STAMP)
+	$(BIN)/rlcore data collect --env HalfCheetah-v5 --policy $(AGENTS)/sac-halfcheetah/HalfCheetah-v3.zip \
+		--stochastic --steps 100000 --seed 0 --out $@
+halfcheetah-data: data/halfcheetah-medium.hdf5
+data/walker2d-medium.hdf5: | $(STAMP)
+	$(BIN)/rlcore data collect --env Walker2d-v5 --policy $(AGENTS)/sac-walker2d/Walker2d-v3.zip --stochastic \
+		--steps 100000 --seed 0 --out $@
+walker2d-data: data/walker2d-medium.hdf5
+# every dataset of configs/ablations/offline_results.yaml
+offline-data: hopper-data halfcheetah-data walker2d-data
+
 lint: $(STAMP)
 	$(BIN)/ruff check rlcore algorithms envs tests benchmarks
 
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+	@for b in $(filter-out benchmarks/gpu_%,$(wildcard benchmarks/*.py)); do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+# The GPU check (benchmarks/gpu_check.py). `make gpu-wheels` here downloads into .whl/ the cp312 manylinux wheels
+# that the bare GPU machine lacks (the list, resolved by hand, is in benchmarks/gpu_wheels.py) and checks them;
+# bring .whl/ and data/hopper-medium.hdf5 with the repository, then run `make gpu-check` (or
+# `python3 benchmarks/gpu_check.py`) there. Without CUDA it runs its CPU half; GPU_CHECK_ARGS=--cpu-smoke runs
+# every part on CPU at small sizes. Neither target needs the venv: a plain python3 with torch will do.
+GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+WHEEL_PLATFORMS := $(foreach p,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64)
+
+gpu-wheels:
+	$(GPU_PY) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(WHEEL_PLATFORMS) -d .whl $$($(GPU_PY) benchmarks/gpu_wheels.py list)
+	$(GPU_PY) benchmarks/gpu_wheels.py check --dir .whl --prune
+
+gpu-check:
+	$(GPU_PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs
