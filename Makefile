@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= llm,d4rl,ray,dev
 
-.PHONY: demo test test-slow test-vllm lint bench setup clean hopper-data gpu-wheels gpu-check
+.PHONY: demo test test-slow test-vllm lint bench setup clean hopper-data halfcheetah-data walker2d-data offline-data \
+	gpu-wheels gpu-check
 
 setup: $(STAMP)
 
@@ -50,6 +51,19 @@ data/hopper-expert.hdf5: | $(STAMP)
 data/hopper-medium-expert.hdf5: data/hopper-medium.hdf5 data/hopper-expert.hdf5
 	$(BIN)/rlcore data mix $^ --out $@
 hopper-data: data/hopper-medium-expert.hdf5
+
+# HalfCheetah and Walker2d "medium" datasets: the SAC agents sampled from their own Gaussian, 100k transitions each,
+# for configs/odice/{halfcheetah,walker2d}-medium-generated.yaml and configs/ablations/offline_results.yaml.
+data/halfcheetah-medium.hdf5: | $(STAMP)
+	$(BIN)/rlcore data collect --env HalfCheetah-v5 --policy $(AGENTS)/sac-halfcheetah/HalfCheetah-v3.zip \
+		--stochastic --steps 100000 --seed 0 --out $@
+halfcheetah-data: data/halfcheetah-medium.hdf5
+data/walker2d-medium.hdf5: | $(STAMP)
+	$(BIN)/rlcore data collect --env Walker2d-v5 --policy $(AGENTS)/sac-walker2d/Walker2d-v3.zip --stochastic \
+		--steps 100000 --seed 0 --out $@
+walker2d-data: data/walker2d-medium.hdf5
+# every dataset of configs/ablations/offline_results.yaml
+offline-data: hopper-data halfcheetah-data walker2d-data
 
 lint: $(STAMP)
 	$(BIN)/ruff check rlcore algorithms envs tests benchmarks

@@ -60,7 +60,7 @@ def ppo_epochs(batch: Rollouts, *, cfg: GRPOConfig, dist: Distributed, policy: A
                         out.logprobs, part.old_logprobs, part.advantages, mask, ref_logprobs=part.ref_logprobs,
                         entropy=out.entropy, clip_low=cfg.clip_eps, clip_high=cfg.clip_eps_high, beta=cfg.beta,
                         entropy_coef=cfg.entropy_coef, aggregation=cfg.aggregation, normalizer=units,
-                        horizon=cfg.max_new_tokens)
+                        horizon=cfg.max_new_tokens, is_level=cfg.is_level, rollout_weights=part.rollout_weights)
                     dist.backward(loss * dist.world_size)  # DDP averages gradients over processes
                 n = mask.sum()
                 tokens += n

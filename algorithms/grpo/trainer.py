@@ -35,7 +35,9 @@ from rlcore.algorithms.grpo.data import build_problems, load_records
 from rlcore.algorithms.grpo.dynamic import assemble_rounds, enough, informative_groups
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
 from rlcore.algorithms.grpo.launch import TrainResult, train
+from rlcore.algorithms.grpo.mismatch import rollout_correction
 from rlcore.algorithms.grpo.optimise import gather_rollouts, ppo_epochs
+from rlcore.algorithms.grpo.phi_check import phi_check
 from rlcore.algorithms.grpo.policy import build_policy, lr_factor, resolve_model
 from rlcore.algorithms.grpo.rewards import RewardFunctions
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
@@ -187,6 +189,7 @@ class GRPOTrainer(TrainerState):
                                                                 pooled=POOLED_HIDDEN in self.needs)
         if cfg.beta > 0:
             batch.ref_logprobs = self._reference_logprobs(batch)
+        mismatch = rollout_correction(batch, mode=cfg.rollout_is, cap=cfg.rollout_is_cap, level=cfg.rollout_is_level)
         t3 = time.perf_counter()
 
         m = cfg.group_size
@@ -205,7 +208,8 @@ class GRPOTrainer(TrainerState):
         cut = truncated(completions)
         batch.keep = loss_keep(shaped, cut, filter_zero_variance=cfg.filter_zero_variance,
                                mask_truncated=cfg.mask_truncated)
-        metrics = round_metrics(scores, groups, shaped, batch, cut, shaping_metrics, self.diagnostics(groups, shaped))
+        metrics = {**round_metrics(scores, groups, shaped, batch, cut, shaping_metrics,
+                                   self.diagnostics(groups, shaped)), **mismatch}
         return Round(index, records, completions, scores, groups, shaped, advantages, batch, metrics,
                      times=[t1 - t0, t2 - t1, t3 - t2])
 
@@ -243,6 +247,10 @@ class GRPOTrainer(TrainerState):
         t3 = time.perf_counter()
         batch, sampling = self._assemble(rounds, informative)
         metrics = {**step_metrics(rounds), **sampling}
+        if cfg.phi_check_every and self.steps % cfg.phi_check_every == 0:  # same global group on every process
+            check = phi_check(self.model, batch, cfg.group_size, layers=cfg.phi_check_layers,
+                              temperature=cfg.temperature)
+            metrics.update({f"geom/{k}": v for k, v in check.items()})
         metrics.update(self.optimise(batch))
         t4 = time.perf_counter()
         self._engine_stale = True

@@ -80,14 +80,14 @@ def _configure_info(parser: argparse.ArgumentParser) -> None:
 
 def _run_info(args: argparse.Namespace) -> int:
     from rlcore.envs.offline.readers import load_dataset
-    from rlcore.envs.offline.registry import get_task
+    from rlcore.envs.offline.registry import get_task, is_task
 
     dataset = load_dataset(args.dataset, task=args.task)
     info = {"dataset": args.dataset, **dataset.summary(),
             "source_steps": dataset.metadata.get("source_steps", len(dataset)),
             "metadata": {k: v for k, v in dataset.metadata.items() if k not in ("source", "source_steps")}}
-    task_name = dataset.metadata.get("task")
-    if task_name is not None and info["episodes"]:
+    task_name = dataset.metadata.get("task")  # a gymnasium id (no reference scores) for `collect --env Hopper-v5`
+    if is_task(task_name) and info["episodes"]:
         task = get_task(task_name)
         info["normalized_return_min"] = task.normalized_score(info["return_min"])
         info["normalized_return_mean"] = task.normalized_score(info["return_mean"])

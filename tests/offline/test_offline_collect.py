@@ -230,6 +230,10 @@ def test_cli_collect_mix_info(tmp_path):
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info["source_steps"] == 650 and info["episodes"] == 4 and info["obs_dim"] == 3
     assert info["metadata"]["mixture_of"] == [a, b] and info["normalized_return_max"] > info["normalized_return_min"]
+    r = run_cli("data", "info", a, "--json")  # collected with --env: a gymnasium id, no reference scores to use
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["metadata"]["task"] == "Pendulum-v1" and "normalized_return_mean" not in info
 
 
 def test_cli_collect_errors_are_one_line_and_leave_no_file(tmp_path):
