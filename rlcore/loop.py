@@ -104,7 +104,7 @@ def train_loop(
     cfg = run.config
     start = 0
     sums: dict[str, torch.Tensor] = {}  # metric sums since the last log event (checkpointed: logs resume exactly)
-    count = 0
+    counts: dict[str, int] = {}  # steps that logged each metric (a metric such as a periodic check may skip steps)
     best: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
     resumed = run.checkpoints.load_latest()
@@ -114,7 +114,8 @@ def train_loop(
         sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
         best, last = state.get("best"), state.get("last")
-        sums, count = state["log_sums"], state["log_count"]
+        sums = state["log_sums"]
+        counts = state["log_counts"] if "log_counts" in state else {k: state["log_count"] for k in sums}  # older runs
         on_disk = run.checkpoints.best  # the best policy ever evaluated here, maybe after this checkpoint
         if on_disk is not None and "metrics" in on_disk:
             best = {"step": on_disk["step"], "metrics": on_disk["metrics"]}
@@ -137,7 +138,7 @@ def train_loop(
         if not run.is_main:  # the other processes of a distributed run hold the same state
             return
         state = {"algo": algo.state_dict(), "sampler": sampler.state_dict(), "rng": rng_state(), "step": step,
-                 "best": best, "last": last, "log_sums": sums, "log_count": count}
+                 "best": best, "last": last, "log_sums": sums, "log_counts": counts}
         if extra_state is not None:
             state["extra"] = extra_state()
         run.checkpoints.save(step, state)
@@ -149,16 +150,16 @@ def train_loop(
             guard.observe(step, metrics)
             for k, v in metrics.items():
                 sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
-            count += 1
+                counts[k] = counts.get(k, 0) + 1
             progress.update()
 
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 guard.check(last_good())
                 now = time.perf_counter()
-                logged = namespaced({k: v / count for k, v in sums.items()}, "train")
+                logged = namespaced({k: v / counts[k] for k, v in sums.items()}, "train")
                 logged["time/steps_per_s"] = (step - tick_step) / max(now - tick, 1e-9)
                 progress.show(run.logger.log(step, logged))
-                sums, count, tick, tick_step = {}, 0, now, step
+                sums, counts, tick, tick_step = {}, {}, now, step
 
             is_last = step == cfg.max_steps
             if evaluate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or is_last):

@@ -11,27 +11,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rlcore.algorithms.grpo.shaping import Groups
+from rlcore.algorithms.grpo.shaping import FEATURES, POOLED_HIDDEN, Groups, NeedsMixin, novelty_of
 from rlcore.geometry import cosine_matrix, scale_rewards
 from rlcore.geometry.similarity import pair_mask
 
 
-class G2RLShaper:
+class G2RLShaper(NeedsMixin):
     """G2RL, eqs. 12-13: ``r_tilde = clip(r * f(nu_bar), -c, c)`` with nu from the features Phi (eqs. 9-11).
 
-    The trainer computes nu from Phi of its old-policy pass (``groups.novelty``); this applies the scaler.
+    Asks the trainer for Phi of its old-policy pass; nu is ``rlcore.geometry.novelty_scores`` of Phi given the
+    rewards (or ``groups.novelty`` when given), kept in ``groups.novelty`` for the diagnostics and the logs.
     """
 
-    needs_features = True
-    needs_pooled_hidden = False
+    needs = frozenset({FEATURES})
 
     def __init__(self, scaler: str = "literal", lam: float = 1.0, clip: float = 3.0):
         self.scaler, self.lam, self.clip = scaler, lam, clip
 
     def __call__(self, groups: Groups) -> tuple[Tensor, dict[str, Tensor]]:
-        if groups.novelty is None:
-            raise ValueError("G2RL shaping needs the novelty of the features Phi; the trainer computes it")
-        shaped = scale_rewards(groups.rewards, groups.novelty, self.lam, mode=self.scaler, clip=self.clip)
+        novelty = novelty_of(groups)
+        if novelty is None:
+            raise ValueError("G2RL shaping needs the features Phi (or their novelty); the trainer computes them "
+                             "when the shaper's needs include 'features'")
+        shaped = scale_rewards(groups.rewards, novelty, self.lam, mode=self.scaler, clip=self.clip)
         return shaped, {"shaping_delta": (shaped - groups.rewards).abs().mean()}
 
 
@@ -97,7 +99,7 @@ class TextEmbedder:
         return torch.cat(out)
 
 
-class EvolShaper:
+class EvolShaper(NeedsMixin):
     """EVOL-RL-style baseline: rewards from semantic novelty with verifier correctness (RLVR mode).
 
     Embeddings are the policy's own mean-pooled last hidden state over each response (default), or those of
@@ -105,11 +107,9 @@ class EvolShaper:
     a response without an extractable final answer counts as invalid (EVOL-RL: no digit in its box).
     """
 
-    needs_features = False
-
     def __init__(self, embedder: Any = None):
         self.embedder = embedder
-        self.needs_pooled_hidden = embedder is None
+        self.needs = frozenset({POOLED_HIDDEN}) if embedder is None else frozenset()
 
     def __call__(self, groups: Groups) -> tuple[Tensor, dict[str, Tensor]]:
         if self.embedder is None:

@@ -9,7 +9,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from rlcore.algorithms.grpo.losses import ADVANTAGE_STDS, AGGREGATIONS, AdvantageStd, Aggregation
+from rlcore.algorithms.grpo.losses import (
+    ADVANTAGE_STDS,
+    AGGREGATIONS,
+    IS_LEVELS,
+    ROLLOUT_IS_MODES,
+    AdvantageStd,
+    Aggregation,
+    ISLevel,
+    RolloutIS,
+)
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
 from rlcore.run import TrainConfig
@@ -128,6 +137,59 @@ class GRPOConfig(TrainConfig):
     export_model: bool = True
     """Write the final and the best policy with save_pretrained to <run_dir>/model and <run_dir>/best_model."""
 
+    # --- rewards, dynamic sampling, overlong responses, completions log (TRL / DAPO / verl features)
+    reward_funcs: list[str] = dataclasses.field(default_factory=lambda: ["math"])
+    """Reward functions, summed with reward_weights (TRL reward_funcs): 'math' (the verifier, reward_range values),
+    'format' (1 if the response has a complete \\boxed{} answer, else 0), 'length' (-tokens / max_new_tokens), or
+    'package.module:function' called TRL-style as f(prompts=, completions=, completion_ids=, answer=, id=,
+    **row fields) -> one float or None per completion. Correctness (accuracy, EVOL) always comes from the verifier."""
+    reward_weights: list[float] | None = None
+    """Weight of each reward function, same length as reward_funcs (TRL reward_weights); None = all 1. G2RL's
+    scaler acts on the weighted sum."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling (Yu et al. 2025, sec. 3.2; verl filter_groups): sample further rounds of prompts until
+    the step has prompts_per_step groups whose shaped rewards are not all equal (with G2RL a group the scaler
+    rescued counts), at most max_gen_batches rounds; logs train/gen_rounds and train/dropped_frac."""
+    max_gen_batches: int = 10
+    """Dynamic sampling: most generation rounds per step (verl max_num_gen_batches; 10 in the DAPO recipe); when
+    they run out, the step trains on the informative groups it has (the rest of the batch stays out of the loss)."""
+    mask_truncated: bool = False
+    """Leave responses that hit max_new_tokens out of the loss (TRL mask_truncated_completions; DAPO's overlong
+    filtering); they still count in their group's reward statistics."""
+    overlong_buffer: int = 0
+    """DAPO soft overlong punishment (Yu et al. 2025, sec. 3.4; verl overlong_buffer.len): responses longer than
+    max_new_tokens - overlong_buffer tokens lose up to overlong_penalty linearly (0 = off); logged as
+    train/reward/overlong."""
+    overlong_penalty: float = 1.0
+    """DAPO soft overlong punishment: penalty at max_new_tokens (verl overlong_buffer.penalty_factor, 1.0)."""
+    log_completions_every: int = 0
+    """Every N steps append one line per sampled response to <run_dir>/completions.jsonl: prompt id, response, each
+    reward function's score, reward, shaped reward, advantage, nu (when Phi is computed), length, truncated
+    (TRL log_completions; 0 = off). `rlcore report RUN --completions STEP` shows the most and least novel."""
+
+    # --- importance ratios, rollout/trainer mismatch, Phi-proxy check (validated in _check_ratio_keys)
+    is_level: ISLevel = "token"
+    """Importance ratio of the clipped objective: 'token' (PPO/GRPO) or 'sequence' (GSPO, Zheng et al. 2025:
+    exp(mean over response tokens of logp - old_logp), clipped per sequence; TRL importance_sampling_level). The
+    GSPO paper averages per sequence (aggregation=seq_mean); token_mean weighs each sequence by its length."""
+    rollout_is: RolloutIS = "none"
+    """Rollout/trainer mismatch correction: weight the clipped loss by pi_old / pi_sampler (the trainer's old
+    log-probs against the engine's sampling log-probs), 'truncate' = min(w, rollout_is_cap) (TIS, Yao et al. 2025),
+    'mask' = 0 where w > rollout_is_cap, 'none' = no weight (TRL vllm_importance_sampling_correction/_mode).
+    train/rollout_kl is logged whatever the setting."""
+    rollout_is_level: ISLevel = "token"
+    """Level of the mismatch weights: 'token' (one per token) or 'sequence' (the product of a response's token
+    ratios, on all its tokens) (TRL vllm_importance_sampling_mode token_* / sequence_*)."""
+    rollout_is_cap: float = 2.0
+    """Upper bound C of the mismatch weights (TIS, Yao et al. 2025: C = 2; TRL vllm_importance_sampling_clip_max,
+    default 3)."""
+    phi_check_every: int = 0
+    """Every N steps, on one group, correlate the exact per-sample gradient cosines of the last phi_check_layers
+    decoder layers with the Phi cosines (geom/phi_corr_pearson, geom/phi_corr_spearman, geom/phi_check_s); 0 = off
+    (library: tests G2RL's premise, paper App. A.1, on the model being trained)."""
+    phi_check_layers: int = 1
+    """Phi-proxy check: how many of the last decoder layers' Linear weights enter the exact gradients (library)."""
+
     # --- run-level defaults for this algorithm
     max_steps: int = 200
     """Training steps, each one rollout batch (paper: Fig. 2 runs to about 200)."""
@@ -168,6 +230,36 @@ class GRPOConfig(TrainConfig):
         unknown = sorted(set(self.arith_kinds) - {"sum", "expr"})
         if unknown or not self.arith_kinds:
             raise ConfigError(f"arith_kinds must be a non-empty list of 'sum' and 'expr', got {self.arith_kinds}")
+        self._check_features()
+        self._check_ratio_keys()
+
+    def _check_features(self) -> None:
+        """Validate the reward, dynamic-sampling, overlong and completions-log keys."""
+        from rlcore.algorithms.grpo.rewards import BUILTIN_REWARDS, is_user_function
+
+        for name in ("max_gen_batches", "log_completions_every", "overlong_buffer"):
+            check_range(name, getattr(self, name), low=1 if name == "max_gen_batches" else 0)
+        check_range("overlong_penalty", self.overlong_penalty, low=0.0)
+        check_range("overlong_buffer", self.overlong_buffer, high=self.max_new_tokens)
+        bad = [n for n in self.reward_funcs if n not in BUILTIN_REWARDS and not is_user_function(n)]
+        if bad or not self.reward_funcs or len(set(self.reward_funcs)) != len(self.reward_funcs):
+            raise ConfigError(f"reward_funcs must be a non-empty list of distinct names among {list(BUILTIN_REWARDS)} "
+                              f"or 'package.module:function'; got {self.reward_funcs}")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} "
+                              "reward_funcs; give one weight per function")
+
+    def _check_ratio_keys(self) -> None:
+        """The importance-ratio, mismatch-correction and Phi-check keys."""
+        for name, allowed in (("is_level", IS_LEVELS), ("rollout_is", ROLLOUT_IS_MODES),
+                              ("rollout_is_level", IS_LEVELS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        check_range("rollout_is_cap", self.rollout_is_cap, low=0.0, low_open=True)
+        check_range("phi_check_every", self.phi_check_every, low=0)
+        check_range("phi_check_layers", self.phi_check_layers, low=1)
+        if self.phi_check_every and self.group_size < 3:
+            raise ConfigError("phi_check_every needs group_size >= 3 (a correlation over at least 3 pairs)")
 
     @property
     def optimizer_steps(self) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rlcore.algorithms.grpo.config import GRPOConfig
+from rlcore.completions import CompletionLog
 from rlcore.distributed import Distributed
 
 if TYPE_CHECKING:
@@ -56,14 +57,17 @@ def train(cfg: GRPOConfig, *, algo: str, run_dir: str | Path | None = None, resu
     def setup(run: Run) -> Job:
         shaper = make_shaper(cfg, dist) if make_shaper is not None else None
         trainer = built["trainer"] = GRPOTrainer(cfg, dist, shaper)
+        sampler = PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, cfg.seed)
+        trainer.more_prompts = sampler.sample  # dynamic sampling draws its extra rounds from the run's sampler
+        if cfg.log_completions_every:
+            trainer.completion_log = CompletionLog(run.dir, resume_step=run.resume_step or 0, write=dist.is_main)
 
         def finish(summary: dict[str, Any]) -> None:
             check_in_sync(trainer, dist)
             if cfg.export_model and dist.is_main:
                 trainer.export(run.dir / FINAL_MODEL)
 
-        return Job(trainer, PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, cfg.seed),
-                   evaluate=(lambda t: t.evaluate()) if trainer.eval_problems is not None else None,
+        return Job(trainer, sampler, evaluate=(lambda t: t.evaluate()) if trainer.eval_problems is not None else None,
                    best_key="eval/pass@1",
                    console_keys=("train/reward", "train/accuracy", "eval/pass@1", "geom/mean_cos"),
                    save_best=trainer.export if cfg.export_model else None, best_dir=BEST_MODEL,

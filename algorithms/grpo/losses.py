@@ -14,8 +14,12 @@ from torch import Tensor
 
 AdvantageStd = Literal["population", "unbiased", "none"]
 Aggregation = Literal["token_mean", "seq_mean", "constant"]
+ISLevel = Literal["token", "sequence"]
+RolloutIS = Literal["none", "truncate", "mask"]
 ADVANTAGE_STDS = ("population", "unbiased", "none")
 AGGREGATIONS = ("token_mean", "seq_mean", "constant")
+IS_LEVELS = ("token", "sequence")
+ROLLOUT_IS_MODES = ("none", "truncate", "mask")
 
 
 def group_advantages(rewards: Tensor, *, std: AdvantageStd = "population", eps: float = 1e-6,
@@ -48,19 +52,45 @@ def group_advantages(rewards: Tensor, *, std: AdvantageStd = "population", eps: 
     return centred / spread
 
 
-def policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, *, clip_low: float = 0.2,
-                clip_high: float | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """Token-level PPO-clip loss, eq. 4 with per-token ratios: (B, L) log-probs, (B,) or (B, L) advantages.
+def log_ratio(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor | None = None, level: ISLevel = "token"
+              ) -> Tensor:
+    """Log importance ratio of the clipped objective, (B, L) -> (B, L).
 
-    ``rho_t = exp(logp_t - old_logp_t)``; the per-token loss is
-    ``-min(rho_t * A, clip(rho_t, 1 - clip_low, 1 + clip_high) * A)``; ``clip_high=None`` uses ``clip_low``
-    (symmetric clipping), a larger value is DAPO's clip-higher. Returns the (B, L) per-token loss (aggregate it with
-    :func:`aggregate`) and (B, L) float indicators ``clipped_low`` / ``clipped_high`` of tokens whose gradient the
-    clip removed (ratio below 1 - clip_low with A < 0, above 1 + clip_high with A > 0).
+    ``token``: ``logp_t - old_logp_t`` (PPO/GRPO). ``sequence`` (GSPO, Zheng et al. 2025, eq. 7; TRL
+    ``importance_sampling_level="sequence"``): the mean of that over the response tokens of each row (``mask``
+    (B, L) needed), the same value on every token of the row, so that the ratio is clipped per sequence. The
+    gradient flows through every token of the mean.
+
+    >>> log_ratio(torch.tensor([[0.3, 0.1, 9.0]]), torch.zeros(1, 3), torch.tensor([[True, True, False]]), "sequence")
+    tensor([[0.2000, 0.2000, 0.2000]])
+    """
+    diff = logprobs - old_logprobs
+    if level == "token":
+        return diff
+    if level != "sequence":
+        raise ValueError(f"is_level must be one of {IS_LEVELS}, got {level!r}")
+    if mask is None:
+        raise ValueError("the sequence-level ratio needs the response mask")
+    m = mask.to(diff.dtype)
+    per_seq = (diff * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1)
+    return per_seq.expand_as(diff)
+
+
+def policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, *, clip_low: float = 0.2,
+                clip_high: float | None = None, is_level: ISLevel = "token", mask: Tensor | None = None
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+    """PPO-clip loss, eq. 4: (B, L) log-probs, (B,) or (B, L) advantages.
+
+    ``rho = exp(log_ratio)`` per token, or per sequence with ``is_level="sequence"`` (GSPO; needs ``mask``, see
+    :func:`log_ratio`); the per-token loss is ``-min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A)``;
+    ``clip_high=None`` uses ``clip_low`` (symmetric clipping), a larger value is DAPO's clip-higher. Returns the
+    (B, L) per-token loss (aggregate it with :func:`aggregate`) and (B, L) float indicators ``clipped_low`` /
+    ``clipped_high`` of tokens whose gradient the clip removed (ratio below 1 - clip_low with A < 0, above
+    1 + clip_high with A > 0).
     """
     high = clip_low if clip_high is None else clip_high
     adv = advantages.unsqueeze(-1) if advantages.ndim == 1 else advantages
-    ratio = torch.exp(logprobs - old_logprobs)
+    ratio = torch.exp(log_ratio(logprobs, old_logprobs, mask, is_level))
     clipped = ratio.clamp(1 - clip_low, 1 + high)
     loss = -torch.minimum(ratio * adv, clipped * adv)
     with torch.no_grad():
@@ -68,6 +98,31 @@ def policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, *, c
                  "clipped_high": ((ratio > 1 + high) & (adv > 0)).to(logprobs.dtype),
                  "ratio": ratio.detach()}
     return loss, flags
+
+
+def rollout_weights(old_logprobs: Tensor, sampling_logprobs: Tensor, mask: Tensor, *, mode: RolloutIS = "truncate",
+                    cap: float = 2.0, level: ISLevel = "token") -> Tensor:
+    """Importance weights ``pi_old / pi_sampler`` that correct for the rollout engine's sampling distribution
+    differing from the trainer's old policy, (B, L) -> (B, L), no gradient.
+
+    ``level="token"``: ``w_t = exp(old_logp_t - sampling_logp_t)``; ``"sequence"``: one weight per row, the product
+    of its token ratios ``exp(sum_t (old_logp_t - sampling_logp_t))`` over the response tokens of ``mask``, on every
+    token. ``mode="truncate"``: ``min(w, cap)`` (truncated IS, Yao et al. 2025); ``"mask"``: 0 where ``w > cap``.
+    NaN sampling log-probs (an engine could not score the token) give weight 1 before the cap. Equal to TRL's
+    ``vllm_importance_sampling_correction`` with ``vllm_importance_sampling_mode = <level>_<mode>``,
+    ``vllm_importance_sampling_clip_max = cap`` and no lower bound.
+
+    >>> rollout_weights(torch.tensor([[0.0, 0.0]]), torch.log(torch.tensor([[0.5, 4.0]])), torch.ones(1, 2).bool())
+    tensor([[2.0000, 0.2500]])
+    """
+    if mode not in ("truncate", "mask") or level not in IS_LEVELS:
+        raise ValueError(f"mode must be 'truncate' or 'mask' and level one of {IS_LEVELS}, got {mode!r}, {level!r}")
+    with torch.no_grad():
+        diff = torch.nan_to_num((old_logprobs - sampling_logprobs) * mask.to(old_logprobs.dtype), nan=0.0)
+        if level == "sequence":
+            diff = diff.sum(-1, keepdim=True).expand_as(diff)
+        w = torch.exp(diff)
+        return w.clamp(max=cap) if mode == "truncate" else w.masked_fill(w > cap, 0.0)
 
 
 def kl_k3(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
@@ -129,19 +184,25 @@ def grpo_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: 
               ref_logprobs: Tensor | None = None, entropy: Tensor | None = None, clip_low: float = 0.2,
               clip_high: float | None = None, beta: float = 0.0, entropy_coef: float = 0.0,
               aggregation: Aggregation = "token_mean", normalizer: Tensor | float | None = None,
-              horizon: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """The GRPO objective to minimise, eq. 4: ``agg(PPO-clip + beta * k3 KL) - entropy_coef * agg(entropy)``.
+              horizon: int | None = None, is_level: ISLevel = "token", rollout_weights: Tensor | None = None
+              ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The GRPO objective to minimise, eq. 4: ``agg(w * PPO-clip + beta * k3 KL) - entropy_coef * agg(entropy)``.
 
     Args: ``logprobs`` (B, L) of the current policy (with gradient); ``old_logprobs`` (B, L) of the policy that
     sampled; ``advantages`` (B,) one per sequence; ``mask`` (B, L); ``ref_logprobs`` (B, L) of the frozen
     reference (needed when ``beta > 0``); ``entropy`` (B, L) token entropies of the current policy (needed when
     ``entropy_coef > 0``, the entropy-bonus baseline). ``aggregation``, ``normalizer``, ``horizon``: see
-    :func:`aggregate` (the entropy term uses the same aggregation, as verl does).
+    :func:`aggregate` (the entropy term uses the same aggregation, as verl does). ``is_level``: token or sequence
+    (GSPO) importance ratio, see :func:`log_ratio`. ``rollout_weights`` (B, L): the rollout-mismatch weights ``w``
+    of :func:`rollout_weights` (None: 1), applied to the clipped term only, as TRL does.
 
     Returns ``(loss, metrics)``; metrics are this batch's token means (``pg_loss`` is the aggregated clip term):
     ``pg_loss``, ``kl``, ``entropy``, ``clip_frac_low``, ``clip_frac_high``, ``ratio``.
     """
-    per_token, flags = policy_loss(logprobs, old_logprobs, advantages, clip_low=clip_low, clip_high=clip_high)
+    per_token, flags = policy_loss(logprobs, old_logprobs, advantages, clip_low=clip_low, clip_high=clip_high,
+                                   is_level=is_level, mask=mask)
+    if rollout_weights is not None:
+        per_token = per_token * rollout_weights
     pg = aggregate(per_token, mask, aggregation, normalizer=normalizer, horizon=horizon)
     loss = pg
     metrics = {"pg_loss": pg.detach(), "clip_frac_low": masked_mean(flags["clipped_low"], mask),

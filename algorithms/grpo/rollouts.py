@@ -58,6 +58,10 @@ class Rollouts:
     """(N,) one advantage per sequence."""
     keep: Tensor | None = None
     """(N,) bool, False for sequences left out of the loss (DAPO-style filtering)."""
+    sampling_logprobs: Tensor | None = None
+    """(N, C) log-probs the rollout engine reported for the tokens it sampled (0 on padding)."""
+    rollout_weights: Tensor | None = None
+    """(N, C) rollout/trainer mismatch weights of the clipped loss (``rollout_is``; None = 1)."""
 
     @classmethod
     def from_token_ids(cls, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int,
@@ -83,7 +87,31 @@ class Rollouts:
                          device: torch.device | str = "cpu") -> Rollouts:
         """Pad the completions of ``groups`` (one list per prompt) into a batch."""
         flat = [c for group in groups for c in group]
-        return cls.from_token_ids([c.prompt_token_ids for c in flat], [c.token_ids for c in flat], pad_id, device)
+        out = cls.from_token_ids([c.prompt_token_ids for c in flat], [c.token_ids for c in flat], pad_id, device)
+        sampling = torch.zeros(out.response_ids.shape, dtype=torch.float32)
+        for i, c in enumerate(flat):
+            sampling[i, :len(c.logprobs)] = torch.as_tensor(c.logprobs, dtype=torch.float32)
+        out.sampling_logprobs = sampling.to(device)
+        return out
+
+    @classmethod
+    def cat(cls, parts: Sequence[Rollouts], pad_id: int) -> Rollouts:
+        """Rows of ``parts`` one after the other; prompts are left-padded (token ids with ``pad_id``) and the
+        other (N, C) fields right-padded with 0 / False to the widest part. A field must be set in all or none."""
+        out: dict[str, Tensor | None] = {}
+        for f in dataclasses.fields(cls):
+            values = [getattr(p, f.name) for p in parts]
+            if all(v is None for v in values):
+                out[f.name] = None
+                continue
+            if any(v is None for v in values):
+                raise ValueError(f"Rollouts.cat: '{f.name}' is set in some parts only")
+            width = max(v.shape[1] for v in values) if values[0].ndim == 2 else 0
+            pad = pad_id if f.name.endswith("_ids") else 0
+            left = f.name.startswith("prompt")
+            out[f.name] = torch.cat([v if v.ndim == 1 else torch.nn.functional.pad(
+                v, (width - v.shape[1], 0) if left else (0, width - v.shape[1]), value=pad) for v in values])
+        return cls(**out)
 
     def __len__(self) -> int:
         return self.prompt_ids.shape[0]
@@ -97,7 +125,8 @@ class Rollouts:
         P = out.prompt_ids.shape[1]
         for name in ("prompt_ids", "prompt_mask"):
             setattr(out, name, getattr(out, name)[:, P - prompt_len:])
-        for name in ("response_ids", "response_mask", "old_logprobs", "ref_logprobs"):
+        for name in ("response_ids", "response_mask", "old_logprobs", "ref_logprobs", "sampling_logprobs",
+                     "rollout_weights"):
             if getattr(out, name) is not None:
                 setattr(out, name, getattr(out, name)[:, :response_len])
         return out

@@ -1,13 +1,18 @@
-"""The reward-shaping hook of the GRPO trainer, and the gradient-geometry diagnostics it logs every step.
+"""What the GRPO trainer hands to reward shaping and diagnostics, and how they say what they need.
 
-A shaper sees one step's groups (rewards, G2RL features Phi, novelty nu, pooled hidden states, texts) and
-returns shaped rewards of the same shape; the trainer then standardises them within each group
-(docs/g2rl.md "Reward scaling": the paper shapes rewards before the group standardisation). Plain GRPO has no shaper.
-G2RL and the EVOL-RL-style baseline are shapers (``rlcore.algorithms.g2rl``).
+A step's rollouts reach a shaper as :class:`Groups` (G groups of m responses). The trainer always fills the
+rewards, the verdicts and the texts; anything costlier is computed only when a consumer declares it in ``needs``
+(:data:`NEEDS`): ``features`` (the per-sequence gradient feature Phi of ``rlcore.geometry.token_stats``, from the
+old-policy pass at no extra forward) and ``pooled_hidden`` (mean final hidden state over the response). The
+trainer asks every consumer (the shaper, the geometry diagnostics) through :func:`needs_of` and knows nothing of
+what they do with it. A shaper returns shaped rewards of the same shape; the trainer then standardises them within
+each group (docs/g2rl.md "Reward scaling": the paper shapes rewards before the group standardisation). Plain
+GRPO has no shaper; G2RL and the EVOL-RL-style baseline are shapers (``rlcore.algorithms.g2rl``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,7 +20,11 @@ import torch
 from torch import Tensor
 
 from rlcore.algorithms.grpo.losses import AdvantageStd, group_advantages
-from rlcore.geometry import cosine_matrix, pairwise_stats
+from rlcore.geometry import cosine_matrix, novelty_scores, pairwise_stats
+
+FEATURES, POOLED_HIDDEN = "features", "pooled_hidden"
+NEEDS = (FEATURES, POOLED_HIDDEN)
+"""What a consumer may ask the trainer to compute for a step (texts, rewards and verdicts are always there)."""
 
 
 @dataclass
@@ -23,7 +32,7 @@ class Groups:
     """This process's share of a step's rollouts, as G groups of m responses."""
 
     rewards: Tensor
-    """(G, m) verifier rewards."""
+    """(G, m) rewards (the weighted sum of the reward functions)."""
     correct: Tensor
     """(G, m) bool, the verifier's verdicts."""
     answered: Tensor
@@ -31,20 +40,51 @@ class Groups:
     texts: list[list[str]]
     """Decoded responses, [group][response]."""
     features: Tensor | None = None
-    """(G, m, d) G2RL feature Phi from the old-policy pass (when the trainer computed it)."""
+    """(G, m, d) gradient feature Phi from the old-policy pass, when a consumer needs ``features``."""
     novelty: Tensor | None = None
-    """(G, m) G2RL novelty nu of the features given the rewards (eqs. 9-11)."""
+    """(G, m) novelty nu of Phi given the rewards (G2RL eqs. 9-11); filled on first use by :func:`novelty_of`."""
     pooled_hidden: Tensor | None = None
-    """(G, m, d) mean final hidden state of each response under the old policy (when asked for)."""
+    """(G, m, d) mean final hidden state of each response under the old policy, when a consumer needs it."""
+
+
+def novelty_of(groups: Groups) -> Tensor | None:
+    """(G, m) novelty nu of the groups' Phi (``rlcore.geometry.novelty_scores``), computed once and kept in
+    ``groups.novelty``; None when Phi was not computed (and no novelty given)."""
+    if groups.novelty is None and groups.features is not None:
+        groups.novelty = novelty_scores(groups.features, groups.rewards)
+    return groups.novelty
+
+
+class NeedsMixin:
+    """``needs``: the subset of :data:`NEEDS` a consumer asks for; ``needs_features`` / ``needs_pooled_hidden``
+    read it."""
+
+    needs: frozenset[str] = frozenset()
+
+    @property
+    def needs_features(self) -> bool:
+        return FEATURES in self.needs
+
+    @property
+    def needs_pooled_hidden(self) -> bool:
+        return POOLED_HIDDEN in self.needs
 
 
 class RewardShaper(Protocol):
-    """``shaper(groups) -> (shaped rewards (G, m), metrics)``; the flags say what the trainer must compute."""
+    """``shaper(groups) -> (shaped rewards (G, m), metrics)``; ``needs`` says what the trainer must compute."""
 
-    needs_features: bool
-    needs_pooled_hidden: bool
+    needs: frozenset[str]
 
     def __call__(self, groups: Groups) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+
+def needs_of(consumers: Iterable[object | None]) -> frozenset[str]:
+    """Union of the ``needs`` of the given consumers (None entries are skipped); unknown names are an error."""
+    out = frozenset().union(*(getattr(c, "needs", frozenset()) for c in consumers if c is not None))
+    unknown = sorted(out - set(NEEDS))
+    if unknown:
+        raise ValueError(f"unknown needs {unknown}; a consumer may ask for {list(NEEDS)}")
+    return out
 
 
 def advantages_from(groups: Groups, shaper: RewardShaper | None, *, std: AdvantageStd = "population",
@@ -66,7 +106,7 @@ def geometry_diagnostics(groups: Groups, shaped: Tensor) -> dict[str, Tensor]:
     """The per-step diagnostics of docs/g2rl.md "Paper numbers", as 0-d tensors.
 
     ``mean_cos`` and ``neg_frac``: mean pairwise cosine of Phi within groups and the share of negative pairs;
-    ``mean_nu``: mean novelty; ``zero_var_frac``: share of groups whose verifier rewards are all equal;
+    ``mean_nu``: mean novelty; ``zero_var_frac``: share of groups whose rewards are all equal;
     ``rescued_frac``: share of those groups that the shaping gave unequal rewards (0 when there are none).
     """
     zero_var = flat_groups(groups.rewards)
@@ -76,6 +116,17 @@ def geometry_diagnostics(groups: Groups, shaped: Tensor) -> dict[str, Tensor]:
     if groups.features is not None:
         stats = pairwise_stats(cosine_matrix(groups.features.float()))
         out.update(mean_cos=stats.mean_cos, neg_frac=stats.neg_frac)
-    if groups.novelty is not None:
-        out["mean_nu"] = groups.novelty.float().mean()
+    novelty = novelty_of(groups)
+    if novelty is not None:
+        out["mean_nu"] = novelty.float().mean()
     return {k: v.to(torch.float32) for k, v in out.items()}
+
+
+class GeometryDiagnostics(NeedsMixin):
+    """The ``geom/*`` diagnostics as a consumer: asks for Phi when ``enabled`` (else reports what it is given)."""
+
+    def __init__(self, enabled: bool = True):
+        self.needs = frozenset({FEATURES}) if enabled else frozenset()
+
+    def __call__(self, groups: Groups, shaped: Tensor) -> dict[str, Tensor]:
+        return geometry_diagnostics(groups, shaped)

@@ -52,3 +52,17 @@ def pairwise_stats(cos: Tensor, mask: Tensor | None = None) -> PairStats:
     pairs = pair_mask(mask)
     count = pairs.sum().clamp_min(1).to(cos.dtype)
     return PairStats(torch.where(pairs, cos, 0).sum() / count, (pairs & (cos < 0)).sum() / count)
+
+
+def gram_cosines(gram: Tensor, eps: float = 1e-30) -> Tensor:
+    """Cosines from a Gram matrix of inner products, (N, N) -> (N, N): ``G_ij / sqrt(G_ii G_jj)``.
+
+    For the Gram of per-sample gradients (:func:`rlcore.geometry.per_sample_grad_gram`) these are the cosines of
+    the gradients themselves; a zero vector has cosine 0 with everything. Clamped to [-1, 1] against rounding.
+
+    >>> gram_cosines(torch.tensor([[4.0, 2.0], [2.0, 9.0]]))
+    tensor([[1.0000, 0.3333],
+            [0.3333, 1.0000]])
+    """
+    norms = gram.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt()
+    return (gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2)).clamp_min(eps)).clamp(-1.0, 1.0)

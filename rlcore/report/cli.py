@@ -15,9 +15,17 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", help="a sweep folder (rlcore ablate --out) or any folder of run directories")
     parser.add_argument("--metric", help="metric(s) to tabulate, comma-separated (default: the sweep spec's, else "
                         "the first the runs logged of eval/normalized_score, eval/return_mean, eval/pass@1)")
+    parser.add_argument("--completions", metavar="STEP", help="instead of tables: the most and least novel "
+                        "correct responses of STEP (a number or 'last') from the run's completions.jsonl")
+    parser.add_argument("--top", type=int, default=3, help="with --completions: responses shown per list")
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.completions is not None:
+        from rlcore.completions import format_novel
+
+        print(format_novel(args.dir, args.completions, args.top))
+        return 0
     metric = args.metric
     sweep = Path(args.dir) / SWEEP_FILE
     if metric is None and sweep.is_file():

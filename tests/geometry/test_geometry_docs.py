@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["features", "novelty", "per_sample", "projection", "similarity"]
+MODULES = ["correlation", "features", "novelty", "per_sample", "projection", "similarity"]
 
 
 @pytest.mark.parametrize("name", MODULES)

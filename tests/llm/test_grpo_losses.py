@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from rlcore.algorithms.grpo.losses import aggregate, group_advantages, grpo_loss, kl_k3, loss_units, policy_loss
+from rlcore.algorithms.grpo.losses import (
+    aggregate,
+    group_advantages,
+    grpo_loss,
+    kl_k3,
+    loss_units,
+    policy_loss,
+    rollout_weights,
+)
 
 F64 = torch.float64
 
@@ -123,3 +131,82 @@ def test_grpo_loss_composes_the_terms():
     assert set(metrics) == {"pg_loss", "kl", "entropy", "clip_frac_low", "clip_frac_high", "ratio"}
     with pytest.raises(ValueError, match="ref_logprobs"):
         grpo_loss(logp, old, adv, mask, beta=0.1)
+
+
+def test_sequence_ratio_hand_values():
+    """GSPO: one ratio per sequence, exp of the mean log-ratio over its response tokens, clipped as a whole."""
+    old = torch.zeros(2, 3, dtype=F64)
+    logp = torch.tensor([[0.3, 0.1, 5.0], [-0.4, -0.2, -0.3]], dtype=F64)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    adv = torch.tensor([2.0, -1.0], dtype=F64)
+    loss, flags = policy_loss(logp, old, adv, clip_low=0.2, is_level="sequence", mask=mask)
+    # row 0: mean(0.3, 0.1) = 0.2, rho = e^0.2 = 1.2214 > 1.2 with A > 0 -> clipped: -1.2 * 2 on every token
+    # row 1: mean(-0.4, -0.2, -0.3) = -0.3, rho = e^-0.3 = 0.7408 < 0.8 with A < 0 -> clipped: 0.8 on every token
+    torch.testing.assert_close(loss, torch.tensor([[-2.4] * 3, [0.8] * 3], dtype=F64))
+    torch.testing.assert_close(flags["ratio"][:, 0], torch.tensor([math.exp(0.2), math.exp(-0.3)], dtype=F64))
+    assert flags["clipped_high"].tolist() == [[1, 1, 1], [0, 0, 0]] and flags["clipped_low"][1].tolist() == [1, 1, 1]
+    # inside the clip range the gradient of each token's loss is -A * rho / len (through the mean)
+    logp = torch.tensor([[0.1, -0.1, 0.0]], dtype=F64, requires_grad=True)
+    loss, _ = policy_loss(logp, torch.zeros(1, 3, dtype=F64), torch.tensor([2.0], dtype=F64), is_level="sequence",
+                          mask=torch.tensor([[True, True, False]]))
+    (loss * torch.tensor([[1.0, 1.0, 0.0]], dtype=F64)).sum().backward()  # the masked token's loss is dropped
+    torch.testing.assert_close(logp.grad, torch.tensor([[-2.0, -2.0, 0.0]], dtype=F64))  # rho = 1, 2 tokens x 1/2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sequence_ratio_matches_a_loop(seed):
+    g = torch.Generator().manual_seed(seed)
+    B, L = 4, 7
+    logp = torch.randn(B, L, generator=g, dtype=F64) * 0.3
+    old = torch.randn(B, L, generator=g, dtype=F64) * 0.3
+    mask = torch.rand(B, L, generator=g) > 0.3
+    mask[:, 0] = True
+    adv = torch.randn(B, generator=g, dtype=F64)
+    loss, _ = policy_loss(logp, old, adv, clip_low=0.2, clip_high=0.28, is_level="sequence", mask=mask)
+    for i in range(B):
+        diffs = [(logp[i, t] - old[i, t]).item() for t in range(L) if mask[i, t]]
+        rho = math.exp(sum(diffs) / len(diffs))
+        a = adv[i].item()
+        expected = -min(rho * a, min(max(rho, 0.8), 1.28) * a)
+        torch.testing.assert_close(loss[i], torch.full((L,), expected, dtype=F64))
+    # the token level is unchanged by the new argument
+    torch.testing.assert_close(policy_loss(logp, old, adv, is_level="token", mask=mask)[0],
+                               policy_loss(logp, old, adv)[0])
+    with pytest.raises(ValueError, match="mask"):
+        policy_loss(logp, old, adv, is_level="sequence")
+    with pytest.raises(ValueError, match="is_level"):
+        policy_loss(logp, old, adv, is_level="sentence", mask=mask)
+
+
+def test_rollout_weights_hand_values():
+    old = torch.zeros(2, 3, dtype=F64)
+    sampling = torch.log(torch.tensor([[0.5, 4.0, 1.0], [0.25, 1.0, 1.0]], dtype=F64))  # w = 2, 0.25, (pad); 4, 1
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    truncate = rollout_weights(old, sampling, mask, mode="truncate", cap=3.0)
+    torch.testing.assert_close(truncate, torch.tensor([[2.0, 0.25, 1.0], [3.0, 1.0, 1.0]], dtype=F64))
+    masked = rollout_weights(old, sampling, mask, mode="mask", cap=3.0)
+    torch.testing.assert_close(masked, torch.tensor([[2.0, 0.25, 1.0], [0.0, 1.0, 1.0]], dtype=F64))
+    # sequence level: the product of the token ratios, 2 * 0.25 = 0.5 and 4 * 1 * 1 = 4 (capped / masked)
+    seq = rollout_weights(old, sampling, mask, mode="truncate", cap=3.0, level="sequence")
+    torch.testing.assert_close(seq, torch.tensor([[0.5] * 3, [3.0] * 3], dtype=F64))
+    seq = rollout_weights(old, sampling, mask, mode="mask", cap=3.0, level="sequence")
+    torch.testing.assert_close(seq, torch.tensor([[0.5] * 3, [0.0] * 3], dtype=F64))
+    nan = rollout_weights(old, torch.full((2, 3), float("nan"), dtype=F64), mask, cap=3.0)
+    assert torch.equal(nan, torch.ones(2, 3, dtype=F64))  # an unscored token gets no correction
+
+
+def test_grpo_loss_applies_rollout_weights_to_the_clipped_term_only():
+    g = torch.Generator().manual_seed(5)
+    logp = torch.randn(3, 5, generator=g, dtype=F64) - 2
+    old = logp + 0.3 * torch.randn(3, 5, generator=g, dtype=F64)
+    ref = logp + 0.3 * torch.randn(3, 5, generator=g, dtype=F64)
+    adv = torch.randn(3, generator=g, dtype=F64)
+    mask = torch.rand(3, 5, generator=g) > 0.2
+    w = torch.rand(3, 5, generator=g, dtype=F64) * 2
+    for level in ("token", "sequence"):
+        loss, _ = grpo_loss(logp, old, adv, mask, ref_logprobs=ref, beta=0.1, rollout_weights=w, is_level=level)
+        pg, _ = policy_loss(logp, old, adv, is_level=level, mask=mask)
+        expected = aggregate(pg * w, mask) + 0.1 * aggregate(kl_k3(logp, ref), mask)
+        torch.testing.assert_close(loss, expected)
+    plain, _ = grpo_loss(logp, old, adv, mask)
+    torch.testing.assert_close(grpo_loss(logp, old, adv, mask, rollout_weights=torch.ones(3, 5, dtype=F64))[0], plain)

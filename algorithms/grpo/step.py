@@ -1,0 +1,112 @@
+"""One generation round of a GRPO step as data, and what a step reports from its rounds: metrics and the
+completions log.
+
+A step has one round (``dynamic_sampling`` off) or several (DAPO dynamic sampling, :mod:`.dynamic`). Each round
+holds this process's share of the groups: the completions, their scores, the shaped rewards and advantages, and
+the padded rollouts with what the loss needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rlcore.algorithms.grpo.rewards import Scores
+from rlcore.algorithms.grpo.rollouts import Rollouts
+from rlcore.algorithms.grpo.shaping import Groups
+from rlcore.envs.reasoning import MathRecord
+from rlcore.rollout import Completion
+
+
+def truncated(completions: list[Completion]) -> Tensor:
+    """(N,) bool: the response hit ``max_new_tokens`` without a stop (TRL's rule: the last token is not EOS)."""
+    return torch.tensor([c.finish_reason == "length" for c in completions], dtype=torch.bool)
+
+
+def loss_keep(shaped: Tensor, is_truncated: Tensor, *, filter_zero_variance: bool, mask_truncated: bool
+              ) -> Tensor | None:
+    """(N,) bool rows that enter the loss, or None for all: groups with equal shaped rewards out when
+    ``filter_zero_variance``, truncated responses out when ``mask_truncated`` (TRL mask_truncated_completions).
+
+    >>> loss_keep(torch.tensor([[1.0, 1.0], [1.0, -1.0]]), torch.tensor([False, False, True, False]),
+    ...           filter_zero_variance=True, mask_truncated=True)
+    tensor([False, False, False,  True])
+    """
+    keep = None
+    m = shaped.shape[-1]
+    if filter_zero_variance:
+        keep = ((shaped.amax(-1) - shaped.amin(-1)) > 1e-12).repeat_interleave(m)
+    if mask_truncated:
+        kept = ~is_truncated.to(shaped.device)
+        keep = kept if keep is None else keep & kept
+    return keep
+
+
+@dataclass
+class Round:
+    """This process's groups of one generation round."""
+
+    index: int
+    """0 for the step's own prompts, 1, 2, ... for dynamic-sampling rounds."""
+    records: list[MathRecord]
+    """One per response (each problem repeated m times)."""
+    completions: list[Completion]
+    scores: Scores
+    groups: Groups
+    shaped: Tensor
+    """(G, m) shaped rewards."""
+    advantages: Tensor
+    """(G, m) group-standardised shaped rewards."""
+    batch: Rollouts
+    """Padded rollouts with old (and reference) log-probs, advantages and the loss rows (``keep``)."""
+    metrics: dict[str, Tensor]
+    times: list[float] = field(default_factory=list)
+    """Seconds spent generating, scoring and in the no-gradient passes."""
+    trained: Tensor | None = None
+    """(N,) bool, the responses that entered the step's loss (set once the batch is assembled)."""
+
+
+def step_metrics(rounds: list[Round]) -> dict[str, Tensor]:
+    """Mean of the rounds' metrics (every round has the same number of groups) and the summed times."""
+    keys = rounds[0].metrics
+    out = {k: torch.stack([r.metrics[k].float() for r in rounds]).mean() for k in keys}
+    names = ("time/generate_s", "time/reward_s", "time/old_pass_s")
+    out.update({n: torch.tensor(sum(r.times[i] for r in rounds)) for i, n in enumerate(names)})
+    return out
+
+
+def round_metrics(scores: Scores, groups: Groups, shaped: Tensor, batch: Rollouts, is_truncated: Tensor,
+                  shaping: dict[str, Tensor], diagnostics: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The train/* metrics of one round (this process's groups)."""
+    return {
+        "reward": groups.rewards.mean(), "accuracy": groups.correct.float().mean(), "shaped_reward": shaped.mean(),
+        "response_tokens": batch.response_mask.sum(-1).float().mean(), "truncated_frac": is_truncated.float().mean(),
+        **{f"train/{k}": v.to(groups.rewards.device) for k, v in scores.means().items()},
+        **{f"shaping/{k}": v for k, v in shaping.items()},
+        **{f"geom/{k}": v for k, v in diagnostics.items()},
+    }
+
+
+def completion_records(step: int, r: Round, is_truncated: Tensor, group_offset: int = 0) -> list[dict[str, Any]]:
+    """One JSON-ready record per response of round ``r`` (see ``rlcore.completions``); ``group`` is the group's
+    position in the round over all processes (this process's first group is ``group_offset``)."""
+    m = r.shaped.shape[-1]
+    flat = {"reward": r.groups.rewards, "shaped_reward": r.shaped, "advantage": r.advantages}
+    values = {k: v.reshape(-1).double().cpu().tolist() for k, v in flat.items()}
+    nu = r.groups.novelty.reshape(-1).double().cpu().tolist() if r.groups.novelty is not None else None
+    correct = r.groups.correct.reshape(-1).cpu().tolist()
+    per_function = r.scores.per_function.tolist()
+    trained = r.trained.cpu().tolist() if r.trained is not None else [True] * len(r.completions)
+    out = []
+    for i, (c, rec) in enumerate(zip(r.completions, r.records)):
+        out.append({
+            "step": step, "round": r.index, "prompt_id": rec.id, "group": group_offset + i // m, "response": c.text,
+            "rewards": {n: (None if s != s else s) for n, s in zip(r.scores.names, per_function[i])},
+            **{k: v[i] for k, v in values.items()}, "nu": nu[i] if nu is not None else None,
+            "length": len(c.token_ids), "truncated": bool(is_truncated[i]), "correct": bool(correct[i]),
+            "trained": bool(trained[i]),
+        })
+    return out
