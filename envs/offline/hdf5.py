@@ -78,6 +78,8 @@ def sniff(head: bytes) -> str:
     first = lines[0].strip() if lines else ""
     if first[:1] in ("{", "["):
         return "it looks like JSON text"
+    if first[:1] == "<":
+        return f"it looks like HTML or XML text (an error page? first line {first[:40]!r})"
     for sep, name in ((",", "CSV"), ("\t", "tab-separated"), (";", "semicolon-separated")):
         if first.count(sep) >= 1 and (len(lines) < 2 or lines[1].count(sep) == first.count(sep)):
             return f"it looks like {name} text (first line {first[:40]!r})"

@@ -211,7 +211,7 @@ def test_wrong_body_fails_the_check_and_is_deleted(served, monkeypatch, stop_ser
     root, cache = served
     stop_servers.append(serve(monkeypatch, root))
     (root / RELATIVE).write_bytes(b"<html>mirror maintenance</html>" * 100)
-    with pytest.raises(DataError, match="failed its check and was deleted: .* is not a readable HDF5 file"):
+    with pytest.raises(DataError, match="failed its check and was deleted: .* is not an HDF5 file; it looks like HTML"):
         fetch_d4rl(NAME, progress=False, **FAST)
     assert_nothing_final(cache)
     write_file(root / RELATIVE, episodic_arrays([50], ["timeout"], 17, 6))  # a walker2d file behind a hopper name

@@ -83,7 +83,7 @@ def test_truncated_and_foreign_files(tmp_path):
         load_dataset(cut)
     text = tmp_path / "notes.hdf5"
     text.write_text("not hdf5")
-    with pytest.raises(DataError, match="not a readable HDF5 file"):
+    with pytest.raises(DataError, match="is not an HDF5 file; it looks like plain text"):
         load_dataset(text)
     with pytest.raises(DataError, match="not found"):
         load_dataset(tmp_path / "missing.hdf5")
@@ -95,3 +95,23 @@ def test_cli_prints_the_error_as_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "rename 'obs' to 'observations'" in lines[0]
+
+
+@pytest.mark.parametrize("head, words", [
+    (b"", "empty (0 bytes)"),
+    (b"obs,act,rew\n0.1,0.2,1\n0.3,0.4,0\n", "CSV text (first line 'obs,act,rew')"),
+    (b"a\tb\n1\t2\n", "tab-separated text"),
+    (b'{"observations": []}', "JSON text"),
+    (b"<html><body>502 Bad Gateway</body></html>", "HTML or XML text"),
+    (b"PK\x03\x04rest", "ZIP archive"),
+    (b"\x1f\x8b\x08\x00", "gzip-compressed"),
+    (b"\x93NUMPY\x01\x00", "NumPy .npy"),
+    (b"\x80\x04\x95\x00", "Python pickle"),
+    (b"\xff\xfe\x00\x01\x02", "binary data of another format"),
+    ("héllo wörld".encode()[:2], "plain text"),  # a character cut in two at the end of the sample
+    (b"just some notes\n", "plain text (first line 'just some notes')"),
+])
+def test_sniff_names_what_a_non_hdf5_file_looks_like(head, words):
+    from rlcore.envs.offline.hdf5 import sniff
+
+    assert words in sniff(head)
