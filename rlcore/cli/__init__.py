@@ -50,6 +50,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", metavar="{" + ",".join([*GROUPS, *BUILTINS]) + "}")
     words = [a for a in argv if not a.startswith("-")]
     for name, help_text in GROUPS.items():
+        help_text = f"{help_text}: {', '.join(sorted(targets(name)))}"
         group_parser = top.add_parser(name, help=help_text, description=help_text)
         group_parser.set_defaults(_parser=group_parser)
         if words and words[0] != name:

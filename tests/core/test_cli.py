@@ -96,3 +96,11 @@ def test_unknown_plugin_is_one_line():
 def test_debug_shows_traceback(tmp_path):
     result = run_cli("train", "toy", "--set", "lr=-1", "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_top_level_help_lists_every_command(capsys):
+    code, out, _ = _in_process(capsys, "--help")
+    assert code == 0
+    words = set(out.replace(",", " ").split())
+    assert {name for group in GROUPS for name in targets(group)} <= words
+    assert {"ablate", "report"} <= words
