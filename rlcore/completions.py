@@ -17,6 +17,7 @@ from typing import Any
 
 from rlcore.checkpoint import atomic_write_text
 from rlcore.errors import UserError
+from rlcore.logging import read_jsonl
 
 COMPLETIONS_FILE = "completions.jsonl"
 
@@ -24,17 +25,7 @@ COMPLETIONS_FILE = "completions.jsonl"
 def read_completions(path: str | Path) -> list[dict[str, Any]]:
     """All records of a completions log (a run directory or the file); skips a torn last line."""
     p = Path(path)
-    if p.is_dir():
-        p = p / COMPLETIONS_FILE
-    if not p.is_file():
-        return []
-    records = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
+    return read_jsonl(p / COMPLETIONS_FILE if p.is_dir() else p)
 
 
 class CompletionLog:

@@ -39,20 +39,23 @@ def to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: out[k] for k in keys}
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a ``metrics.jsonl`` file (a run directory or the file itself); skips a torn last line."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / METRICS_FILE
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON records of a JSON-lines file, one per line ([] when it does not exist); skips a torn last line."""
+    if not path.is_file():
+        return []
     records = []
-    if not p.is_file():
-        return records
-    for line in p.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
             records.append(json.loads(line))
         except ValueError:
             continue
     return records
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a ``metrics.jsonl`` file (a run directory or the file itself); skips a torn last line."""
+    p = Path(path)
+    return read_jsonl(p / METRICS_FILE if p.is_dir() else p)
 
 
 def _format(v: float) -> str:
