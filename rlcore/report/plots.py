@@ -30,21 +30,43 @@ def _mean_curve(series: list[Series]) -> tuple[list[int], list[float], list[floa
     return steps, [m for m, _ in stats], [0.0 if math.isnan(e) else e for _, e in stats]
 
 
-def plot_curves(cells: list[CellResult], metric: str, path: Path) -> None:
-    """Mean over seeds of ``metric`` against the step, one line per cell, shaded by the standard error."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+def curve_panels(cells: list[CellResult]) -> dict[str, list[CellResult]]:
+    """Cells per panel of the learning-curve figure: grouped by the name before its last ``/`` (``<data>/<algo>``
+    cells: one panel per dataset) when every name has one and there are several groups, else one panel ``""``."""
+    groups: dict[str, list[CellResult]] = {}
     for c in cells:
-        if not c.series:
-            continue
-        steps, mean, err = _mean_curve(c.series)
-        ax.plot(steps, mean, label=f"{c.name} (n={len(c.series)})")
-        ax.fill_between(steps, [m - e for m, e in zip(mean, err)], [m + e for m, e in zip(mean, err)], alpha=0.2)
-    ax.set_xlabel("update step")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric}: mean ± standard error over seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+        groups.setdefault(c.name.rpartition("/")[0], []).append(c)
+    if len(groups) < 2 or "" in groups:
+        return {"": list(cells)}
+    return groups
+
+
+def plot_curves(cells: list[CellResult], metric: str, path: Path) -> None:
+    """Mean over seeds of ``metric`` against the step, one line per cell, shaded by the standard error; one panel
+    per group of :func:`curve_panels`, each variant (the name after the group) in the same colour in every panel."""
+    plt = _pyplot()
+    panels = curve_panels([c for c in cells if c.series])
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.5 * rows), dpi=110, squeeze=False)
+    colours: dict[str, str] = {}
+    for ax, (group, members) in zip(axes.flat, panels.items()):
+        for c in members:
+            variant = c.name[len(group) + 1:] if group else c.name
+            colour = colours.setdefault(variant, f"C{len(colours) % 10}")
+            steps, mean, err = _mean_curve(c.series)
+            ax.plot(steps, mean, color=colour, label=f"{variant} (n={len(c.series)})")
+            ax.fill_between(steps, [m - e for m, e in zip(mean, err)], [m + e for m, e in zip(mean, err)],
+                            color=colour, alpha=0.2)
+        ax.set_xlabel("update step")
+        ax.set_ylabel(metric)
+        ax.set_title(group or f"{metric}: mean ± standard error over seeds")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    if len(panels) > 1:
+        fig.suptitle(f"{metric}: mean ± standard error over seeds")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -13,6 +13,8 @@ from conftest import run_cli
 
 from rlcore.cli import main
 from rlcore.report import mean_stderr, write_report
+from rlcore.report.collect import CellResult
+from rlcore.report.plots import curve_panels
 
 
 def _fake_run(path, config, records):
@@ -184,3 +186,19 @@ def test_no_relative_to_bc_column_without_a_bc_cell_or_for_diagnostics(tmp_path)
             f.write(json.dumps({"step": 200, "train/loss": 1.0}) + "\n")
     text = write_report(tmp_path, "train/loss").read_text()
     assert "relative to BC" not in text and "best" not in text.split("\n\n")[2]
+
+
+def test_learning_curves_get_one_panel_per_dataset_when_cells_are_data_slash_algo(tmp_path):
+    names = ["hopper/odice", "hopper/bc", "walker/odice", "walker/bc", "cheetah/iql"]
+    panels = curve_panels([CellResult(n) for n in names])
+    assert {g: [c.name for c in cs] for g, cs in panels.items()} == {
+        "hopper": ["hopper/odice", "hopper/bc"], "walker": ["walker/odice", "walker/bc"], "cheetah": ["cheetah/iql"]}
+    # one group, or a name without a group: a single panel with every cell
+    assert list(curve_panels([CellResult("hopper/odice"), CellResult("hopper/bc")])) == [""]
+    assert list(curve_panels([CellResult("hopper/odice"), CellResult("grpo")])) == [""]
+    m = "eval/normalized_score"
+    for name in names:
+        _fake_run(tmp_path / name / "seed_0", {"algo": "x", "seed": 0}, [{"step": 100, m: 1.0}, {"step": 200, m: 2.0}])
+    write_report(tmp_path, m)
+    w, h = _png_size(tmp_path / "learning_curves.png")
+    assert (w, h) == (2 * 770, 2 * 495), "three panels: 2 columns x 2 rows of 7 x 4.5 inches at 110 dpi"
