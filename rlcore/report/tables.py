@@ -14,6 +14,8 @@ from rlcore.cli.registry import load, targets
 from rlcore.report.collect import CellResult
 
 BC_ALGO = "bc"
+REFERENCE_METRIC = "eval/normalized_score"
+"""The metric the ``rlcore.reference_scores`` plugins' published numbers are in (D4RL normalised scores)."""
 
 
 def mean_stderr(values: list[float]) -> tuple[float, float]:
@@ -131,7 +133,8 @@ def is_score(metric: str) -> bool:
 def columns(rows: list[Row], metric: str) -> list[Column]:
     """The table's columns for ``metric``: the base ones, then those that apply to these rows."""
     score = is_score(metric)
-    return [*BASE_COLUMNS, *([BEST_COLUMN] if score else []), *_reference_columns(rows),
+    return [*BASE_COLUMNS, *([BEST_COLUMN] if score else []),
+            *(_reference_columns(rows) if metric == REFERENCE_METRIC else []),
             *(_bc_columns(rows) if score else [])]
 
 

@@ -202,3 +202,13 @@ def test_learning_curves_get_one_panel_per_dataset_when_cells_are_data_slash_alg
     write_report(tmp_path, m)
     w, h = _png_size(tmp_path / "learning_curves.png")
     assert (w, h) == (2 * 770, 2 * 495), "three panels: 2 columns x 2 rows of 7 x 4.5 inches at 110 dpi"
+
+
+def test_published_numbers_only_next_to_the_normalised_score(tmp_path):
+    m = "eval/normalized_score"
+    _fake_run(tmp_path / "odice" / "seed_0", {"algo": "odice", "seed": 0, "task": "hopper-medium-v2"},
+              [{"step": 100, m: 20.0, "eval/return_mean": 700.0, "train/v_mean": 50.0}])
+    text = write_report(tmp_path, f"{m},eval/return_mean,train/v_mean").read_text()
+    tables = text.split("Metric `")[1:]
+    assert "O-DICE (paper)" in tables[0] and "| 86.1 |" in tables[0] and "IQL (CORL, last)" in tables[0]
+    assert all("paper" not in t and "CORL" not in t for t in tables[1:]), "a return or v_mean is not a D4RL score"
