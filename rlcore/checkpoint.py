@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rlcore.errors import UserError
+from rlcore.io import atomic_write_text, fsync_dir
 
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
@@ -95,30 +96,6 @@ def unflatten_state(tensors: Mapping[str, torch.Tensor], tree: Any) -> Any:
 # atomic file operations
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory, fsync, and rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def write_state(state: Any, directory: str | Path) -> None:
     """Write ``state`` as ``tensors.safetensors`` + ``state.json`` into an existing (temporary) directory."""
     tensors, tree = flatten_state(state)
@@ -141,8 +118,8 @@ def write_directory(directory: str | Path, fill: Callable[[Path], None]) -> Path
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
             else:
-                _fsync_dir(path)
-        _fsync_dir(tmp)
+                fsync_dir(path)
+        fsync_dir(tmp)
         old = directory.with_name(f".{directory.name}.old")
         if directory.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -152,7 +129,7 @@ def write_directory(directory: str | Path, fill: Callable[[Path], None]) -> Path
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(directory.parent)
+    fsync_dir(directory.parent)
     return directory
 
 

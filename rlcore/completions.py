@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rlcore.checkpoint import atomic_write_text
+from rlcore.io import atomic_write_text
 from rlcore.errors import UserError
 from rlcore.logging import read_jsonl
 

@@ -1,36 +1,39 @@
-"""The one launcher every algorithm's training goes through, so that a run behaves the same whatever it trains.
+"""The one launcher every training goes through (:func:`rlcore.train` calls it), so that a run behaves the same
+whatever it trains.
 
 :func:`launch` does, in order:
 
-1. torch threads and seeds (``threads``, ``seed``, ``deterministic``);
-2. the run directory with ``config.yaml`` and ``meta.json``, before any slow setup, so a run can be found (and
-   resumed) from its first second; on ``--resume`` the config changes are recorded in ``meta.json``;
-3. the algorithm's own setup (data, models, environments), which gets the open :class:`rlcore.run.Run` and returns
-   a :class:`Job`; a failed setup of a new run removes what step 2 created;
+1. torch threads and seeds (``threads``, ``seed``, ``deterministic``); the spec's processes handle, if it has one;
+2. the run directory (agreed by every process) with ``config.yaml`` and ``meta.json``, before any slow setup, so a
+   run can be found (and resumed) from its first second; a resume is checked by :func:`rlcore.resume.begin` and its
+   config changes recorded in ``meta.json``;
+3. the algorithm's own setup (``spec.build``: data, models, environments), which gets the open
+   :class:`rlcore.run.Run` and returns a :class:`Job`; bad input there (a UserError) removes what a new run's step 2
+   created;
 4. :func:`rlcore.loop.train_loop` under :class:`rlcore.stop.StopSignals`: SIGINT / SIGTERM end it after the
    current update with a checkpoint;
-5. ``summary.json`` (written here and nowhere else), the job's final step when the run finished, closing; a
-   stopped run then raises :class:`rlcore.errors.Stopped` with the exact command that resumes it.
+5. ``summary.json`` (written here and nowhere else): ``finished`` or ``stopped`` with the results, or ``failed``
+   with the error when any exception ended setup or training; the job's final step when the run finished; closing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shlex
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rlcore.config import load_config, to_dict
-from rlcore.errors import Stopped
+from rlcore import resume as resuming
+from rlcore.errors import UserError
 from rlcore.logging import announce
 from rlcore.loop import Algorithm, Sampler, train_loop
-from rlcore.resume import config_changes
-from rlcore.run import CONFIG_FILE, Run, TrainConfig, default_run_dir
+from rlcore.run import Run, TrainConfig, default_run_dir
 from rlcore.runtime import seed_everything, set_threads
-from rlcore.stop import StopSignals, exit_code
+from rlcore.stop import StopSignals
+
+if TYPE_CHECKING:
+    from rlcore.algorithm import AlgorithmSpec, Inputs
 
 
 @dataclasses.dataclass
@@ -61,37 +64,51 @@ class Job:
     """Releases what the setup started (rollout engines, worker processes)."""
 
 
-def resume_command(algo: str, run_dir: Path) -> str:
-    """The shell command that continues the run in ``run_dir`` (absolute path, quoted)."""
-    return shlex.join(["rlcore", "train", algo, "--run-dir", os.path.abspath(run_dir), "--resume"])
+@dataclasses.dataclass(frozen=True)
+class Launched:
+    """How a launch ended: the summary (as in summary.json), the run directory, whether this is the main process,
+    and the stop signal when a signal stopped it."""
+
+    summary: dict[str, Any]
+    run_dir: Path
+    is_main: bool = True
+    signum: int | None = None
 
 
-def launch(name: str, cfg: TrainConfig, setup: Callable[[Run], Job], *, run_dir: str | Path | None = None,
-           task: str | None = None, resume: bool = False, is_main: bool = True) -> tuple[dict[str, Any], Path]:
-    """Train ``name`` (the ``rlcore train`` command) with ``cfg``: see the module docstring for the steps.
+def failure(error: BaseException) -> dict[str, Any]:
+    """The summary of a run that an exception ended."""
+    return {"status": "failed", "error": f"{type(error).__name__}: {error}"}
 
-    ``setup(run)`` builds everything slow; ``task`` names the default run directory
-    (``runs/<name>-<task>-<time>``); ``is_main`` is false on all but one process of a distributed run (they
-    must pass the same ``run_dir``). Returns ``(summary, run directory)``; raises :class:`rlcore.errors.Stopped`
-    after a stop signal, once the checkpoint and the summary are written.
-    """
+
+def launch(spec: AlgorithmSpec, cfg: TrainConfig, inputs: Inputs, *, run_dir: str | Path | None = None,
+           resume: bool = False, force_config: bool = False) -> Launched:
+    """Train ``spec`` with ``cfg`` (see the module docstring for the steps); exceptions propagate unchanged, after
+    ``summary.json`` recorded them."""
     set_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
-    path = Path(run_dir) if run_dir is not None else default_run_dir(name, task)
-    changes = None
-    if resume and (path / CONFIG_FILE).is_file():
-        changes = config_changes(to_dict(load_config(type(cfg), path / CONFIG_FILE)), to_dict(cfg))
-    run = Run.open(name, cfg, run_dir=path, task=task, resume=resume, is_main=is_main, changes=changes)
+    processes = spec.processes(cfg) if spec.processes is not None else None
+    is_main = processes.is_main if processes is not None else True
+    task = spec.task(cfg)
+    path = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, task)
+    if processes is not None:
+        path = Path(processes.share(str(path)))  # the main process's choice
+        inputs = dataclasses.replace(inputs, processes=processes)
+    changes = resuming.begin(spec.name, cfg, path, resume, force_config)
+    run = Run.open(spec.name, cfg, run_dir=path, task=task, resume=resume, is_main=is_main, changes=changes)
     if is_main:
         if run.logger.dropped:
             announce(f"dropped {run.logger.dropped} metric lines logged after step {run.resume_step} (the "
                      "checkpoint this run resumes from); the resumed run logs those steps again")
         if run.resume_step is None:
-            announce(f"{name}: run directory {run.dir}")
+            announce(f"{spec.name}: run directory {run.dir}")
     try:
-        job = setup(run)
-    except BaseException:
+        job = spec.build(cfg, run, inputs)
+    except (UserError, KeyboardInterrupt):  # bad input or an early Ctrl-C: nothing ran, a new run leaves nothing
         run.abandon()
+        raise
+    except BaseException as e:
+        run.write_summary(failure(e))
+        run.close()
         raise
     with StopSignals() as stop:
         try:
@@ -104,13 +121,12 @@ def launch(name: str, cfg: TrainConfig, setup: Callable[[Run], Job], *, run_dir:
             run.write_summary(summary)
             if summary["status"] == "finished" and job.finish is not None:
                 job.finish(summary)
+        except Exception as e:
+            run.write_summary(failure(e))
+            raise
         finally:
             run.close()
             if job.close is not None:
                 job.close()
-    if summary["status"] == "stopped":
-        signum = stop.signum or signal.SIGINT
-        message = (f"stopped at step {summary['step']} of {summary['steps']} by {signal.Signals(signum).name}; "
-                   f"checkpoint and summary written; resume with: {resume_command(name, run.dir)}")
-        raise Stopped(message if is_main else "", exit_code(signum))
-    return summary, run.dir
+    signum = (stop.signum or signal.SIGINT) if summary["status"] == "stopped" else None
+    return Launched(summary, run.dir, is_main, signum)

@@ -21,9 +21,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rlcore.checkpoint import atomic_write_text
+from rlcore.io import atomic_write_text
 from rlcore.errors import ConfigError
-from rlcore.sweep.spec import SWEEP_FILE
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -57,6 +56,9 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     return read_jsonl(p / METRICS_FILE if p.is_dir() else p)
 
+
+SWEEP_FILE = "sweep.json"
+"""What ``rlcore ablate`` writes in its output folder; a run directory below one belongs to that sweep."""
 
 def _format(v: float) -> str:
     if not math.isfinite(v):

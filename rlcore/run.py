@@ -7,7 +7,8 @@ Layout of ``<run_dir>``::
     metrics.jsonl      one JSON object per log event, with ``step``
     tb/                TensorBoard events
     checkpoints/       step_<N>/ (safetensors + JSON), latest.json, best.json and best/ (the best evaluation's policy)
-    summary.json       "last" and "best" results and the status (finished or stopped), written when the run ends
+    summary.json       "last" and "best" results and the status (finished, stopped or failed with its error),
+                       written when the run ends
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from rlcore.checkpoint import CheckpointManager, atomic_write_text
+from rlcore.checkpoint import CheckpointManager
+from rlcore.io import atomic_write_text
 from rlcore.config import check_range, save_yaml, to_dict
 from rlcore.errors import ConfigError, UserError
 from rlcore.logging import METRICS_FILE, MetricsLogger
@@ -136,14 +138,13 @@ class Run:
         when ``resume``: then ``changes`` (``{key: [old, new]}``, the config keys this resume changes) are written
         to config.yaml and, with the command line, appended to meta.json's ``resumes``.
 
-        Refuses to overwrite a directory that already holds checkpoints unless ``resume`` is set. In a
+        Refuses to overwrite a directory that already holds checkpoints unless ``resume`` is set (whether a resume
+        is possible is :func:`rlcore.resume.begin`'s to check). In a
         multi-process run every process opens the run with ``is_main`` true on exactly one: the others read
         checkpoints (to resume) but write nothing. Pass the same ``run_dir`` to all of them.
         """
         path = Path(run_dir) if run_dir is not None else default_run_dir(algo, task)
         latest = CheckpointManager(path / CHECKPOINT_DIR).latest_step()
-        if resume and (latest is None or not (path / CONFIG_FILE).is_file()):
-            raise UserError(f"'{path}' has no config.yaml and checkpoint to resume from; start a new run instead")
         if latest is not None and not resume:
             raise UserError(f"run directory '{path}' already has checkpoints (up to step {latest}); "
                             "pass --resume to continue it, or choose another --run-dir")

@@ -1,62 +1,96 @@
-"""Launching a GRPO training through :func:`rlcore.launcher.launch`: one process of ``world_size`` (torchrun,
-``accelerate launch``) or a plain call.
+"""GRPO-family algorithms as specs: :func:`llm_algorithm` makes the spec of plain GRPO or of GRPO with a reward
+shaper (G2RL), run by the shared launcher on one process or one of ``world_size`` (torchrun, ``accelerate launch``).
 
-The processes agree on the run directory first; then the shared launcher opens it, the setup here builds the
-shaper and the trainer (the slow part: model weights, a warm start, vLLM), and the loop runs. Every new best
-evaluation is exported to ``<run>/best_model``; a finished run checks that the processes agree and exports
-``<run>/model``.
+The processes agree on the run directory before it opens (only the main process writes); the build here makes the
+shaper and the trainer (the slow part: model weights, a warm start, vLLM). Every new best evaluation is exported to
+``<run>/best_model``; a finished run checks that the processes agree and exports ``<run>/model``.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
+from rlcore.algorithm import AlgorithmSpec, Inputs
 from rlcore.algorithms.grpo.config import GRPOConfig
-from rlcore.completions import CompletionLog
-from rlcore.distributed import Distributed
+from rlcore.errors import UserError
 
 if TYPE_CHECKING:
     from rlcore.algorithms.grpo.trainer import GRPOTrainer
+    from rlcore.distributed import Distributed
 
 BEST_MODEL = "best_model"
 FINAL_MODEL = "model"
 
 
+class Processes:
+    """The :class:`rlcore.algorithm.Processes` of a GRPO training: its :class:`rlcore.distributed.Distributed`."""
+
+    def __init__(self, cfg: GRPOConfig):
+        from rlcore.distributed import Distributed
+
+        self.dist = Distributed(cfg.device, cfg.mixed_precision)
+        self.is_main = self.dist.is_main
+
+    def share(self, value: Any) -> Any:
+        return self.dist.gather_objects([value])[0]
+
+
 def check_in_sync(trainer: GRPOTrainer, dist: Distributed) -> None:
     """Raise if the processes ended with different parameters (they must agree after every optimiser step)."""
+    import torch
+
     sums = dist.gather_rows(trainer.parameter_checksum()[None])
     if not torch.equal(sums.amin(0), sums.amax(0)):
         raise RuntimeError(f"processes ended with different parameters (checksums {sums.tolist()}); this is a bug")
 
 
-@dataclasses.dataclass
-class TrainResult:
-    summary: dict[str, Any]
-    """What summary.json holds: last and best evaluation, steps, wall time."""
-    trainer: GRPOTrainer
-    run_dir: Path
-
-
-def train(cfg: GRPOConfig, *, algo: str, run_dir: str | Path | None = None, resume: bool = False,
-          make_shaper: Any = None) -> TrainResult:
-    """Run (or resume) a GRPO training in this process, one of ``world_size`` when launched with torchrun or
-    ``accelerate launch``. ``make_shaper(cfg, dist)`` builds the reward shaper (None: plain GRPO)."""
-    from rlcore.algorithms.grpo.data import PromptSampler
+def make_trainer(cfg: GRPOConfig, dist: Distributed, shaper: Any, inputs: Inputs) -> GRPOTrainer:
+    """The trainer, with the user's ``dataset`` and ``reward_funcs`` from :func:`rlcore.train` (the one place they
+    reach the GRPO side)."""
     from rlcore.algorithms.grpo.trainer import GRPOTrainer
-    from rlcore.launcher import Job, launch
-    from rlcore.run import Run, default_run_dir
 
-    dist = Distributed(cfg.device, cfg.mixed_precision)
-    run_dir = dist.gather_objects([str(run_dir or default_run_dir(algo, cfg.dataset))])[0]  # the main's choice
-    built: dict[str, GRPOTrainer] = {}
+    if inputs.dataset is not None or inputs.reward_funcs is not None:
+        raise UserError("this build of rlcore takes LLM data and reward functions from the config only (keys "
+                        "dataset and reward_funcs); drop dataset=/reward_funcs= from rlcore.train")
+    return GRPOTrainer(cfg, dist, shaper)
 
-    def setup(run: Run) -> Job:
+
+def describe(result: Any) -> str:
+    """The final pass@k evaluation and the run directory."""
+    last = (result.summary.get("last") or {}).get("metrics", {})
+    shown = ", ".join(f"{k.removeprefix('eval/')} {v:.2f}" for k, v in last.items() if k.startswith("eval/pass"))
+    return f"{shown or 'no evaluation'} -> {result.run_dir}"
+
+
+def load_policy(run_dir: Path, checkpoint: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of a run: ``best`` from ``best_model/`` (else ``model/``), ``latest`` from ``model/``."""
+    from rlcore.llm import load_policy as load_model
+
+    order = {"best": (BEST_MODEL, FINAL_MODEL), "latest": (FINAL_MODEL,)}.get(checkpoint)
+    if order is None:
+        raise UserError(f"checkpoint '{checkpoint}': an LLM run exports best ({BEST_MODEL}/) and latest "
+                        f"({FINAL_MODEL}/) models; its step checkpoints hold trainer state, not a model")
+    for folder in order:
+        if (run_dir / folder / "config.json").is_file():
+            return load_model(run_dir / folder, device="cpu")
+    raise UserError(f"'{run_dir}' has no exported model in {' or '.join(f'{f}/' for f in order)} (export_model "
+                    "was off, or the run has not finished)")
+
+
+def llm_algorithm(*, name: str, title: str, help: str, config: type[GRPOConfig],
+                  make_shaper: Callable[[Any, Distributed], Any] | None = None) -> AlgorithmSpec:
+    """The spec of a GRPO-family algorithm; ``make_shaper(cfg, dist)`` builds its reward shaper (None: GRPO)."""
+
+    def build(cfg: GRPOConfig, run: Any, inputs: Inputs) -> Any:
+        from rlcore.algorithms.grpo.data import PromptSampler
+        from rlcore.completions import CompletionLog
+        from rlcore.launcher import Job
+
+        dist = inputs.processes.dist
         shaper = make_shaper(cfg, dist) if make_shaper is not None else None
-        trainer = built["trainer"] = GRPOTrainer(cfg, dist, shaper)
+        trainer = make_trainer(cfg, dist, shaper, inputs)
         sampler = PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, cfg.seed)
         trainer.more_prompts = sampler.sample  # dynamic sampling draws its extra rounds from the run's sampler
         if cfg.log_completions_every:
@@ -73,6 +107,6 @@ def train(cfg: GRPOConfig, *, algo: str, run_dir: str | Path | None = None, resu
                    save_best=trainer.export if cfg.export_model else None, best_dir=BEST_MODEL,
                    agree=dist.any if dist.world_size > 1 else None, finish=finish, close=trainer.close)
 
-    summary, path = launch(algo, cfg, setup, run_dir=run_dir, task=cfg.dataset, resume=resume,
-                           is_main=dist.is_main)
-    return TrainResult(summary, built["trainer"], path)
+    return AlgorithmSpec(name=name, title=title, help=help, config=config, build=build, load_policy=load_policy,
+                         task=lambda cfg: cfg.dataset, describe=describe, processes=Processes,
+                         examples=f"rlcore train {name} --config configs/{name}/tiny-arith.yaml")

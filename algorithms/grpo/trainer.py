@@ -34,7 +34,6 @@ from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.data import build_problems, load_records
 from rlcore.algorithms.grpo.dynamic import assemble_rounds, enough, informative_groups
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
-from rlcore.algorithms.grpo.launch import TrainResult, train
 from rlcore.algorithms.grpo.mismatch import rollout_correction
 from rlcore.algorithms.grpo.optimise import gather_rollouts, ppo_epochs
 from rlcore.algorithms.grpo.phi_check import phi_check
@@ -60,7 +59,7 @@ from rlcore.errors import ConfigError
 from rlcore.llm import lm_head_weight
 from rlcore.rollout import Completion, SamplingParams, make_engine
 
-__all__ = ["GRPOTrainer", "TrainResult", "lr_factor", "resolve_model", "train"]
+__all__ = ["GRPOTrainer", "lr_factor", "resolve_model"]
 
 _MIX = 1_000_003  # odd multiplier to mix (seed, step, prompt) into one sampling seed
 

@@ -21,7 +21,6 @@ from rlcore.envs.offline.policies import (
     PendulumSwingUp,
     RandomPolicy,
     SB3Actor,
-    find_policy_loader,
     load_run_policy,
     resolve_policy,
 )
@@ -49,7 +48,6 @@ __all__ = [
     "concatenate",
     "evaluate",
     "fetch_dataset",
-    "find_policy_loader",
     "get_task",
     "load_dataset",
     "load_run_policy",

@@ -4,8 +4,7 @@ A policy is any callable mapping a batch of observations ``(N, obs_dim)`` float3
 ``(N, act_dim)`` (numpy, or a torch tensor on any device). Provided here: uniform random, a scripted Pendulum
 swing-up, the actor of a Stable-Baselines3 SAC/TQC model zip (read from its ``policy.pth`` with
 ``weights_only=True``; nothing is unpickled), Gaussian action noise around any policy, and trained policies of our
-own runs, found through the entry-point group ``rlcore.policies`` (``<algo> = "module:load"`` with
-``load(run_dir) -> policy`` taking raw observations), keyed by the run's ``algo:``.
+own runs, loaded by the spec of the run's ``algo:`` (:data:`rlcore.algorithm.ALGORITHMS`), on raw observations.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import torch
 from rlcore.errors import UserError
 
 Policy = Callable[[np.ndarray], Any]
-POLICY_GROUP = "rlcore.policies"
 
 
 class RandomPolicy:
@@ -136,21 +134,9 @@ class SB3Actor:
         return torch.tanh(mean).numpy()
 
 
-def find_policy_loader(algo: str) -> Callable[[Path], Policy]:
-    """The ``load(run_dir)`` function for ``algo``: built in, or registered in the entry-point group
-    ``rlcore.policies``."""
-    from rlcore.cli.registry import load, targets
-
-    loaders = targets("policies")
-    if algo not in loaders:
-        known = ", ".join(sorted(loaders)) or "none"
-        raise UserError(f"no policy loader for algorithm '{algo}' (entry-point group {POLICY_GROUP}; registered: "
-                        f"{known}); register '{algo} = \"module:load\"' there, or pass an agent zip")
-    return load(loaders[algo])
-
-
 def load_run_policy(run_dir: str | Path) -> Policy:
-    """A trained policy from one of our run directories, via its ``config.yaml`` ``algo:`` and the loader plugin."""
+    """A trained policy from one of our run directories: its ``config.yaml`` ``algo:`` names the algorithm, whose
+    spec loads the latest policy."""
     import yaml
 
     from rlcore.config import ALGO_KEY
@@ -166,7 +152,9 @@ def load_run_policy(run_dir: str | Path) -> Policy:
     if not algo:
         raise UserError(f"'{config_path}' has no '{ALGO_KEY}:' key naming the algorithm; it was not written by "
                         "`rlcore train`")
-    return find_policy_loader(str(algo))(run_dir)
+    from rlcore.algorithm import ALGORITHMS
+
+    return ALGORITHMS.get(str(algo)).load_policy(run_dir, "latest")
 
 
 def resolve_policy(spec: str, env: gym.Env, seed: int = 0, stochastic: bool = False) -> tuple[Policy, str]:

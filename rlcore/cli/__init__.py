@@ -1,9 +1,11 @@
 """The rlcore command line: train, eval, data, ablate, report.
 
-``train``, ``eval`` and ``data`` dispatch to the commands of :mod:`rlcore.cli.registry` (built-ins, then
-third-party entry points), importing only the one asked for. User errors print one line and exit with
-code 2 (``--debug`` shows the traceback); a run stopped by a NaN/inf exits with code 3; a training stopped by
-SIGINT / SIGTERM exits with code 130 / 143 once its checkpoint is written, naming the command that resumes it.
+``train <algo>`` and ``eval <algo>`` come from the algorithms' specs (:data:`rlcore.algorithm.ALGORITHMS`), ``data``
+and the other evaluations from their entry-point groups (:mod:`rlcore.cli.registry`); only the one asked for is
+imported. Bad input prints one line and exits with code 2 (``--debug`` shows the traceback); an exception raised
+in user code (a reward function, a plugin) prints one line and the user's frames, exit code 1; a run stopped by a
+NaN/inf exits with code 3; a training stopped by SIGINT / SIGTERM exits with code 130 / 143 once its checkpoint is
+written, naming the command that resumes it.
 """
 
 from __future__ import annotations
@@ -12,17 +14,16 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
 from rlcore import __version__
-from rlcore.cli.commands import Command
-from rlcore.cli.registry import load, targets
+from rlcore.algorithm import ALGORITHMS
+from rlcore.cli.commands import Command, train_command
+from rlcore.cli.registry import DATA, EVALUATIONS
+from rlcore.cli.user_code import user_frames
 from rlcore.errors import NonFiniteError, Stopped, UserError
+from rlcore.plugins import load_target
 
-GROUPS = {
-    "train": "train an algorithm (rlcore train <algo> --help)",
-    "eval": "evaluate a trained policy or model",
-    "data": "make, mix and inspect datasets",
-}
 BUILTINS = {
     "ablate": ("rlcore.sweep.cli:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
     "report": ("rlcore.report.cli:COMMAND", "tables and plots from a folder of runs"),
@@ -42,28 +43,59 @@ def _add_command(subparsers: argparse._SubParsersAction, name: str, command: Com
     p.set_defaults(_command=command)
 
 
+def _train(name: str) -> Command:
+    return train_command(ALGORITHMS.get(name))
+
+
+def _eval(name: str) -> Command:
+    if name in EVALUATIONS:
+        return EVALUATIONS.get(name)
+    spec = ALGORITHMS.get(name)
+    if spec.evaluate is None:
+        raise UserError(f"{name} has no evaluation command of its own; load its policy with "
+                        f"rlcore.load_policy(run_dir) (commands: {', '.join(_eval_names())})")
+    return spec.evaluate
+
+
+def _eval_names() -> list[str]:
+    return sorted({*EVALUATIONS.names(), *ALGORITHMS.names()})
+
+
+# group -> (help, names without importing, the command of one name)
+GROUPS: dict[str, tuple[str, Callable[[], list[str]], Callable[[str], Command]]] = {
+    "train": ("train an algorithm (rlcore train <algo> --help)", ALGORITHMS.names, _train),
+    "eval": ("evaluate a trained policy or model", _eval_names, _eval),
+    "data": ("make, mix and inspect datasets", DATA.names, DATA.get),
+}
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    """The full parser; only the plugin named in ``argv`` is imported (a whole group for its --help)."""
+    """The full parser; only the command named in ``argv`` is imported (a whole group for its --help)."""
     parser = OneLineParser(prog="rlcore", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"rlcore {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     top = parser.add_subparsers(dest="command", metavar="{" + ",".join([*GROUPS, *BUILTINS]) + "}")
     words = [a for a in argv if not a.startswith("-")]
-    for name, help_text in GROUPS.items():
-        help_text = f"{help_text}: {', '.join(sorted(targets(name)))}"
-        group_parser = top.add_parser(name, help=help_text, description=help_text)
+    for group, (help_text, names_of, command_of) in GROUPS.items():
+        names = names_of()
+        help_text = f"{help_text}: {', '.join(names)}"
+        group_parser = top.add_parser(group, help=help_text, description=help_text)
         group_parser.set_defaults(_parser=group_parser)
-        if words and words[0] != name:
+        if words and words[0] != group:
             continue
-        plugins = targets(name)
-        sub = group_parser.add_subparsers(dest="plugin", metavar="{" + ",".join(sorted(plugins)) + "}")
-        wanted = words[1] if len(words) > 1 and words[1] in plugins else None
-        for plugin_name, target in sorted(plugins.items()):
-            if wanted is None or plugin_name == wanted:
-                _add_command(sub, plugin_name, load(target))
+        sub = group_parser.add_subparsers(dest="plugin", metavar="{" + ",".join(names) + "}")
+        wanted = words[1] if len(words) > 1 and words[1] in names else None
+        for name in names:
+            if wanted is None or name == wanted:
+                try:
+                    _add_command(sub, name, command_of(name))
+                except UserError as e:
+                    if wanted is not None:
+                        raise
+                    sub.add_parser(name, help=f"(unavailable: {e})")
     for name, (target, help_text) in BUILTINS.items():
         if words and words[0] == name:
-            _add_command(top, name, load(target))
+            _add_command(top, name, load_target(target))
         else:
             top.add_parser(name, help=help_text)
     parser.set_defaults(_parser=parser)
@@ -79,14 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # users see the message, not the library's source line
     debug = "--debug" in argv  # accepted anywhere on the line, not only before the subcommand
     argv = [a for a in argv if a != "--debug"]
-    args = build_parser(argv).parse_args(argv)
-    command: Command | None = getattr(args, "_command", None)
-    if command is None:
-        args._parser.print_help()
-        return 2
-    if getattr(args, "offline", False):  # --offline of train and data commands: every download path checks these
-        os.environ["RLCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
     try:
+        args = build_parser(argv).parse_args(argv)
+        command: Command | None = getattr(args, "_command", None)
+        if command is None:
+            args._parser.print_help()
+            return 2
+        if getattr(args, "offline", False):  # --offline of train and data commands: every download path checks these
+            os.environ["RLCORE_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
         return int(command.run(args) or 0)
     except UserError as e:
         if debug:
@@ -99,12 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: training stopped: {e}", file=sys.stderr)
         return 3
     except Stopped as e:  # a stop signal during training: checkpoint and summary are written
-        if str(e):
-            print(f"{e}", file=sys.stderr)
+        if e.result.is_main:
+            from rlcore.resume import stopped_message
+
+            print(stopped_message(e.result.summary, e.signum, e.command), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:  # before training started (nothing to resume) or after it ended
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        frames = user_frames(e)
+        if debug or not frames:  # not raised by user code: a bug in rlcore, shown in full
+            raise
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        print("".join(frames).rstrip("\n") + "\n(--debug shows the whole traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

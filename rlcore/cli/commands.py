@@ -1,8 +1,9 @@
-"""What a plugin subcommand is, and the arguments every ``rlcore train <algo>`` shares.
+"""What a subcommand is, and ``rlcore train <algo>`` derived from an algorithm's spec.
 
-Algorithms and data tools register a :class:`Command` under an entry-point group in ``pyproject.toml``
-(``rlcore.train``, ``rlcore.eval``, ``rlcore.data``); ``rlcore`` finds them there and imports only the one asked
-for. Plugin modules should import heavy libraries inside ``run`` so that ``--help`` stays fast.
+Data tools and evaluations register a :class:`Command` under an entry-point group in ``pyproject.toml``
+(``rlcore.data``, ``rlcore.eval``); algorithms register an :class:`rlcore.algorithm.AlgorithmSpec`
+(``rlcore.algorithms``), from which :func:`train_command` makes the command. Plugin modules should import heavy
+libraries inside ``run`` so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from rlcore.config import load_config, to_dict
 from rlcore.config_docs import describe
-from rlcore.resume import check_changes, config_changes, resumable_config
 
-C = TypeVar("C")
+if TYPE_CHECKING:
+    from rlcore.algorithm import AlgorithmSpec
+    from rlcore.api import RunResult
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,15 @@ class ListConfigAction(argparse.Action):
 
 def add_train_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
     """Arguments shared by every training command."""
+    from rlcore.resume import resumable_keys_text
+
     parser.add_argument("--config", metavar="YAML", help="preset to start from (see configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set max_steps=1000 (repeatable)")
     parser.add_argument("--run-dir", metavar="DIR", help="output directory (default runs/<algo>-<task>-<time>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its latest checkpoint (uses its saved config; --set "
-                        "may change max_steps, eval_every, eval_episodes, log_every, ckpt_* and logging switches)")
+                        f"may change {resumable_keys_text()})")
     parser.add_argument("--force-config", action="store_true",
                         help="with --resume: accept --set changes to the experiment itself (e.g. lam), which "
                         "config.yaml and meta.json then record")
@@ -65,23 +68,46 @@ def add_train_arguments(parser: argparse.ArgumentParser, config_cls: type) -> No
     parser.add_argument("--list-config", action=ListConfigAction, config_cls=config_cls)
 
 
-def config_from_args(config_cls: type[C], args: argparse.Namespace, algo: str,
-                     values: dict[str, Any] | None = None) -> C:
-    """Resolve the config for a training command.
+def config_from_args(spec: AlgorithmSpec, args: argparse.Namespace) -> Any:
+    """The config of ``rlcore train <spec.name>``: dataclass defaults <- ``--config`` preset (with ``--resume``, the
+    run's saved config.yaml) <- the spec's flags and ``--seed``/``--device`` <- ``--set`` overrides."""
+    from rlcore.config import load_config
+    from rlcore.resume import saved_config
 
-    Order: dataclass defaults <- ``--config`` preset (or, with ``--resume``, the run's saved config.yaml) <-
-    typed flags (``values`` plus ``--seed``/``--device``) <- ``--set`` overrides. On ``--resume``, changes to the
-    experiment are refused unless ``--force-config`` (see :mod:`rlcore.resume`).
-    """
-    flags = {k: v for k, v in (values or {}).items() if v is not None}
-    if args.seed is not None:
-        flags["seed"] = args.seed
-    if args.device is not None:
-        flags["device"] = args.device
-    if not args.resume:
-        return load_config(config_cls, args.config, overrides=args.overrides, values=flags, algo=algo)
-    saved = resumable_config(args.run_dir, algo)
-    cfg = load_config(config_cls, saved, overrides=args.overrides, values=flags, algo=algo)
-    changes = config_changes(to_dict(load_config(config_cls, saved, algo=algo)), to_dict(cfg))
-    check_changes(changes, args.run_dir, algo, force=getattr(args, "force_config", False))
-    return cfg
+    flags = {f.key: getattr(args, _dest(f.key)) for f in spec.flags}
+    flags.update(seed=args.seed, device=args.device)
+    values = {k: v for k, v in flags.items() if v is not None}
+    preset = saved_config(args.run_dir, spec.name) if args.resume else args.config
+    return load_config(spec.config, preset, overrides=args.overrides, values=values, algo=spec.name)
+
+
+def _dest(key: str) -> str:
+    return f"config_{key.replace('.', '_')}"
+
+
+def closing_line(result: RunResult) -> str:
+    """What a training prints when it ends, unless its spec says otherwise."""
+    return f"{result.status} at step {result.summary.get('step')} -> {result.run_dir}"
+
+
+def train_command(spec: AlgorithmSpec) -> Command:
+    """``rlcore train <spec.name>``: parse, build the config, call :func:`rlcore.train`, print the closing line."""
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        add_train_arguments(parser, spec.config)
+        for f in spec.flags:
+            parser.add_argument(f.flag, dest=_dest(f.key), help=f"{f.help} (config key {f.key})")
+        if spec.examples:
+            parser.epilog = f"examples: {spec.examples}"
+
+    def run(args: argparse.Namespace) -> int:
+        from rlcore.api import train
+
+        cfg = config_from_args(spec, args)
+        result = train(cfg, run_dir=args.run_dir, resume=args.resume, force_config=args.force_config)
+        if result.is_main:
+            print((spec.describe or closing_line)(result))
+        return 0
+
+    return Command(help=spec.help, configure=configure, run=run)
+

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from rlcore.checkpoint import atomic_write_text
+from rlcore.io import atomic_write_text
 from rlcore.errors import UserError
 from rlcore.report.collect import CellResult, collect, no_metric_error, pick_metric
 from rlcore.report.plots import plot_curves, plot_final, plot_geometry

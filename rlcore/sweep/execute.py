@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rlcore.checkpoint import atomic_write_text
+from rlcore.io import atomic_write_text
 from rlcore.sweep.local import Supervisor, run_in_process
 from rlcore.sweep.plan import RunSpec, is_finished
 from rlcore.sweep.spec import SWEEP_FILE, Backend, SweepSpec

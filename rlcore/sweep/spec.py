@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 from rlcore.config import ALGO_KEY, check_range, from_dict, read_yaml
 from rlcore.errors import ConfigError
+from rlcore.logging import SWEEP_FILE  # noqa: F401  (re-exported: the sweep writes it)
 
-SWEEP_FILE = "sweep.json"
-"""What ``rlcore ablate`` writes in its output folder: the spec and every run's status."""
 Backend = Literal["sequential", "process", "ray"]
 
 
