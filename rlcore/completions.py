@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rlcore.io import atomic_write_text
 from rlcore.errors import UserError
+from rlcore.io import atomic_write_text
 from rlcore.logging import read_jsonl
 
 COMPLETIONS_FILE = "completions.jsonl"

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rlcore.io import atomic_write_text
 from rlcore.errors import ConfigError
+from rlcore.io import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from rlcore.checkpoint import CheckpointManager
-from rlcore.io import atomic_write_text
 from rlcore.config import check_range, save_yaml, to_dict
 from rlcore.errors import ConfigError, UserError
+from rlcore.io import atomic_write_text
 from rlcore.logging import METRICS_FILE, MetricsLogger
 
 CONFIG_FILE = "config.yaml"

@@ -55,11 +55,11 @@ def _check_args(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from rlcore.io import atomic_write_text
     from rlcore.envs.reasoning.datasets import load_math_dataset
     from rlcore.envs.reasoning.metrics import benchmark_metrics, summary_rows, to_csv, to_markdown
     from rlcore.envs.reasoning.prompts import build_prompt
     from rlcore.envs.reasoning.scoring import record_answer, score_records
+    from rlcore.io import atomic_write_text
     from rlcore.llm.policy import check_model_path
     from rlcore.rollout import SamplingParams, make_engine
 

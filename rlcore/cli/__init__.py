@@ -81,7 +81,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         help_text = f"{help_text}: {', '.join(names)}"
         group_parser = top.add_parser(group, help=help_text, description=help_text)
         group_parser.set_defaults(_parser=group_parser)
-        if words and words[0] != group:
+        if not words or words[0] != group:  # the top-level help needs the names only
             continue
         sub = group_parser.add_subparsers(dest="plugin", metavar="{" + ",".join(names) + "}")
         wanted = words[1] if len(words) > 1 and words[1] in names else None

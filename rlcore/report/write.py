@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from rlcore.io import atomic_write_text
 from rlcore.errors import UserError
+from rlcore.io import atomic_write_text
 from rlcore.report.collect import CellResult, collect, no_metric_error, pick_metric
 from rlcore.report.plots import plot_curves, plot_final, plot_geometry
 from rlcore.report.tables import BC_ALGO, is_score, table_rows

@@ -13,6 +13,7 @@ from typing import Any
 from rlcore.cli.commands import Command
 from rlcore.config import check_range
 from rlcore.errors import UserError
+from rlcore.stop import exit_code
 from rlcore.sweep.execute import execute
 from rlcore.sweep.plan import RunSpec, argv_for_attempt, is_finished, plan
 from rlcore.sweep.spec import load_spec
@@ -28,8 +29,37 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+class _StopRequest:
+    """SIGINT and SIGTERM both stop the sweep the same way, however it was started: a script's background job
+    inherits SIGINT ignored, so the handler is installed explicitly for both."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():  # only there may handlers be set
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or signum
+        raise KeyboardInterrupt
+
+
+def continue_command(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this sweep (finished runs are skipped, stopped ones resume)."""
+    argv = ["rlcore", "ablate", args.spec, "--out", str(out)]
+    if args.backend:
+        argv += ["--backend", args.backend]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    return shlex.join(argv)
 
 
 def _dry_run(runs: list[RunSpec]) -> None:
@@ -56,13 +86,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _dry_run(runs)
         return 0
-    main_thread = threading.current_thread() is threading.main_thread()  # only there may handlers be set
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # e.g. a scheduler's stop
-    try:
-        status = execute(runs, spec, out, spec.backend)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    with _StopRequest() as request:
+        try:
+            status = execute(runs, spec, out, spec.backend)
+        except KeyboardInterrupt:
+            signum = request.signum or signal.SIGINT
+            print(f"sweep {out} stopped by {signal.Signals(signum).name}; its runs keep their checkpoints; "
+                  f"continue with: {continue_command(args, out)}", file=sys.stderr)
+            return exit_code(signum)
     failed = [k for k, v in status.items() if v["status"] == "failed"]
     done = sum(v["status"] in ("done", "skipped") for v in status.values())
     print(f"sweep {out}: {done}/{len(runs)} runs finished, {len(failed)} failed")

@@ -10,7 +10,9 @@ import zipfile
 import tomllib
 from conftest import REPO
 
-from rlcore.cli.registry import BUILTIN, load
+from rlcore.algorithm import AlgorithmSpec
+from rlcore.cli.commands import Command
+from rlcore.plugins import load_target
 
 
 def _declared() -> tuple[dict[str, str], list[str]]:
@@ -45,7 +47,20 @@ def test_wheel_holds_only_the_rlcore_package(tmp_path):
     assert "rlcore/algorithms/odice/odice.py" in names and "rlcore/envs/offline/d4rl_ref_scores.json" in names
 
 
-def test_every_builtin_command_target_imports():
-    for group, table in BUILTIN.items():
+KINDS = {"rlcore.algorithms": AlgorithmSpec, "rlcore.data": Command, "rlcore.eval": Command}
+
+
+def test_every_declared_entry_point_loads_as_its_groups_kind():
+    """Each built-in declared in pyproject.toml imports and is what its group promises (a spec named like its
+    entry point, a command, a reference-score function)."""
+    groups = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert {"rlcore.algorithms", "rlcore.data", "rlcore.eval", "rlcore.reference_scores"} <= set(groups)
+    for group, table in groups.items():
         for name, target in table.items():
-            assert load(target) is not None, (group, name)
+            obj = load_target(target)
+            if group in KINDS:
+                assert isinstance(obj, KINDS[group]), (group, name, type(obj))
+            else:
+                assert callable(obj), (group, name)
+            if group == "rlcore.algorithms":
+                assert obj.name == name, (name, obj.name)

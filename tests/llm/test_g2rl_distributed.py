@@ -37,10 +37,10 @@ def test_two_processes_end_equal_and_match_one_process(tmp_path):
     rank0, rank1 = load_file(str(two / "rank0.safetensors")), load_file(str(two / "rank1.safetensors"))
     for k in rank0:
         assert torch.equal(rank0[k], rank1[k]), k
-    single = run(one / "run", one, SETTINGS)
-    assert single.trainer.dist.world_size == 1
-    reference = single.trainer.trainable_state()
-    initial = load_file(str(single.trainer.model_path / "model.safetensors"))
+    single, trainer = run(one / "run", one, SETTINGS)
+    assert single.status == "finished" and trainer.dist.world_size == 1
+    reference = trainer.trainable_state()
+    initial = load_file(str(trainer.model_path / "model.safetensors"))
     moved = 0.0
     for k, v in reference.items():
         torch.testing.assert_close(rank0[k], v, atol=2e-6, rtol=1e-4)

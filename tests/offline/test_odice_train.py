@@ -13,12 +13,10 @@ import pytest
 import torch
 from conftest import REPO, run_cli
 
-from rlcore.algorithms.bc import BCConfig
-from rlcore.algorithms.iql import IQLConfig
+from rlcore.algorithm import ALGORITHMS
 from rlcore.algorithms.odice import ODICEConfig
 from rlcore.algorithms.offline.data import prepare_data
 from rlcore.algorithms.offline.sampler import MultiSeedSampler
-from rlcore.algorithms.offline.train import ALGORITHMS
 from rlcore.checkpoint import CheckpointManager
 from rlcore.config import load_config
 from rlcore.envs.offline import DatasetSampler, collect, load_dataset, save_dataset
@@ -115,14 +113,19 @@ def test_every_offline_preset_loads(path):
     text = (REPO / path).read_text()
     algo = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("algo:")][0]
     overrides = ["expert_dataset=expert.hdf5"] if "il_mode: discriminator" in text else []
-    cfg = load_config(ALGORITHMS[algo][0], REPO / path, overrides=overrides, algo=algo)
+    cfg = load_config(ALGORITHMS.get(algo).config, REPO / path, overrides=overrides, algo=algo)
     assert cfg.task is not None
     assert "Sources" in text or "#" in text.splitlines()[0], "every preset says where its numbers come from"
 
 
 def test_preset_algorithms_match_folders():
-    for algo, (cls, _) in ALGORITHMS.items():
-        assert {ODICEConfig: "odice", BCConfig: "bc", IQLConfig: "iql"}[cls] == algo
+    """Every preset folder configs/<name>/ belongs to a registered algorithm, and its presets say `algo: <name>`."""
+    folders = [p for p in (REPO / "configs").iterdir() if p.is_dir() and p.name not in ("ablations", "accelerate")]
+    assert {"odice", "iql", "bc"} <= {p.name for p in folders}
+    for folder in folders:
+        assert folder.name in ALGORITHMS, folder
+        for preset in folder.glob("*.yaml"):
+            assert f"\nalgo: {folder.name}\n" in "\n" + preset.read_text(), preset
 
 
 # ---------------------------------------------------------------------------------------------------------------

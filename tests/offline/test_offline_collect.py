@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import zipfile
-from importlib import metadata
 
 import numpy as np
 import pytest
 import torch
 from conftest import run_cli, shared_data
 
-from rlcore.cli import registry
 from rlcore.envs.offline import (
     PendulumSwingUp,
     SB3Actor,
     collect,
-    find_policy_loader,
     load_dataset,
     mix_files,
     save_dataset,
@@ -188,7 +186,7 @@ def test_shared_agent_loads():
 
 def test_run_dir_policy_needs_a_registered_loader(tmp_path, monkeypatch):
     (tmp_path / "config.yaml").write_text("algo: nosuchalgo\nseed: 0\n")
-    with pytest.raises(UserError, match="no policy loader for algorithm 'nosuchalgo'.*rlcore.policies"):
+    with pytest.raises(UserError, match="unknown algorithm 'nosuchalgo'.*registered: .*odice"):
         collect("Pendulum-v1", str(tmp_path), episodes=1)
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="not a run directory"):
@@ -197,19 +195,21 @@ def test_run_dir_policy_needs_a_registered_loader(tmp_path, monkeypatch):
         collect("Pendulum-v1", str(tmp_path / "missing"), episodes=1)
 
 
-def loader_for_tests(run_dir):
-    return lambda obs: np.full((len(obs), 1), 0.5, dtype=np.float32)
+def test_run_dir_policy_is_loaded_by_the_algorithms_spec(tmp_path):
+    from rlcore.algorithm import ALGORITHMS
 
+    calls = []
 
-def test_run_dir_policy_through_a_monkeypatched_entry_point(tmp_path, monkeypatch):
-    point = metadata.EntryPoint(name="fakealgo", value=f"{__name__}:loader_for_tests", group="rlcore.policies")
-    real = metadata.entry_points
-    monkeypatch.setattr(registry.metadata, "entry_points",
-                        lambda group=None, **kw: [point] if group == "rlcore.policies" else real(group=group, **kw))
-    assert find_policy_loader("fakealgo") is loader_for_tests
+    def load_policy(run_dir, checkpoint):
+        calls.append((run_dir, checkpoint))
+        return lambda obs: np.full((len(obs), 1), 0.5, dtype=np.float32)
+
+    ALGORITHMS.register("fakealgo", dataclasses.replace(ALGORITHMS.get("toy"), name="fakealgo",
+                                                        load_policy=load_policy))
     (tmp_path / "config.yaml").write_text("algo: fakealgo\n")
     ds = collect("Pendulum-v1", str(tmp_path), episodes=1)
     assert np.all(ds.actions == 0.5) and ds.metadata["policy"] == f"run:{tmp_path}"
+    assert calls == [(tmp_path, "latest")]
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import REPO
 
-from rlcore.algorithms.offline.train import ALGORITHMS
+from rlcore.algorithm import ALGORITHMS
 from rlcore.config import load_config
 from rlcore.sweep.plan import plan
 from rlcore.sweep.spec import load_spec
@@ -25,7 +25,7 @@ def _configs(spec_path, tmp_path):
         argv = run.argv
         assert argv[:3] == ["train", argv[1], "--config"]
         overrides = [argv[i + 1] for i, token in enumerate(argv) if token == "--set"]
-        out.append((run.cell, load_config(ALGORITHMS[argv[1]][0], argv[3], overrides=overrides, algo=argv[1])))
+        out.append((run.cell, load_config(ALGORITHMS.get(argv[1]).config, argv[3], overrides=overrides, algo=argv[1])))
     return out
 
 
