@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sysconfig
 import traceback
 from pathlib import Path
@@ -13,9 +14,9 @@ def _library_roots() -> tuple[str, ...]:
     """Folders whose files are not user code: rlcore's own (all three mapped folders), the standard library and
     installed packages."""
     roots = {str(Path(p).resolve()) for p in rlcore.__path__}
-    for name in ("rlcore.algorithms", "rlcore.envs"):
-        module = __import__(name, fromlist=["__path__"])
-        roots.update(str(Path(p).resolve()) for p in module.__path__)
+    for name in ("rlcore.algorithms", "rlcore.envs"):  # their folders, found without importing them
+        spec = importlib.util.find_spec(name)
+        roots.update(str(Path(p).resolve()) for p in (spec.submodule_search_locations or []) if spec)
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         roots.add(str(Path(sysconfig.get_paths()[key]).resolve()))
     return tuple(roots)

@@ -1,24 +1,28 @@
-"""The import rules and size limits of docs/ARCHITECTURE.md, checked on the source tree."""
+"""The rules docs/ARCHITECTURE.md states, read from the page and checked on the source tree: the import table, the
+module-size alarm and "registered once"."""
 
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
+import tomllib
 from conftest import REPO
 
 FOLDERS = {"rlcore": "rlcore", "algorithms": "rlcore.algorithms", "envs": "rlcore.envs"}
-MAX_LINES = 300
+ALARM_LINES = 500
+DOC = (REPO / "docs" / "ARCHITECTURE.md").read_text()
 
 
-def _modules() -> dict[str, ast.Module]:
-    """Dotted module name -> parsed source, for every module of the three code folders."""
+def _modules() -> dict[str, tuple[str, ast.Module]]:
+    """Dotted module name -> (repository path, parsed source), for every module of the three code folders."""
     out = {}
     for folder, package in FOLDERS.items():
         for path in sorted((REPO / folder).rglob("*.py")):
             rel = path.relative_to(REPO / folder).with_suffix("")
             parts = [p for p in rel.parts if p != "__init__"]
-            out[".".join([package, *parts])] = ast.parse(path.read_text(), filename=str(path))
+            out[".".join([package, *parts])] = (str(path.relative_to(REPO)), ast.parse(path.read_text()))
     return out
 
 
@@ -39,40 +43,59 @@ def _within(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
-# (importer package, forbidden package, exempt modules)
-RULES = [
-    ("rlcore", "rlcore.algorithms", ()),
-    ("rlcore", "rlcore.envs", ()),
-    ("rlcore.envs", "rlcore.algorithms", ()),
-    ("rlcore.geometry", "rlcore.llm", ()),
-    ("rlcore.algorithms.grpo", "rlcore.algorithms.g2rl", ()),
-    ("rlcore.algorithms.odice", "rlcore.algorithms.iql", ()),
-    ("rlcore.algorithms.odice", "rlcore.algorithms.bc", ()),
-    ("rlcore.algorithms.iql", "rlcore.algorithms.odice", ()),
-    ("rlcore.algorithms.iql", "rlcore.algorithms.bc", ()),
-    ("rlcore.algorithms.bc", "rlcore.algorithms.odice", ()),
-    ("rlcore.algorithms.bc", "rlcore.algorithms.iql", ()),
-]
+def doc_rules() -> list[tuple[str, str]]:
+    """(importer, forbidden) pairs from the page's "may import / never imports" table."""
+    section = DOC.split("## Packages and what each may import", 1)[1].split("\n## ", 1)[0]
+    rules = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        importer = re.findall(r"`([\w.]+)`", cells[0])[0]
+        rules += [(importer, forbidden) for forbidden in re.findall(r"`([\w.]+)`", cells[2])]
+    return rules
 
 
-@pytest.mark.parametrize("importer, forbidden, exempt", RULES)
-def test_import_rule(importer, forbidden, exempt):
+def _owners(importer: str) -> list[str]:
     if importer == "rlcore":  # the core proper: not the two mapped folders that also live under the name
-        owners = [m for m in MODULES if _within(m, "rlcore") and not _within(m, "rlcore.algorithms")
-                  and not _within(m, "rlcore.envs")]
-    else:
-        owners = [m for m in MODULES if _within(m, importer)]
-    assert owners, importer
-    bad = {m: sorted(i for i in _imports(MODULES[m]) if _within(i, forbidden))
-           for m in owners if m not in exempt}
-    assert not {m: i for m, i in bad.items() if i}, f"{importer} must not import {forbidden}"
+        return [m for m in MODULES if not _within(m, "rlcore.algorithms") and not _within(m, "rlcore.envs")]
+    return [m for m in MODULES if _within(m, importer)]
 
 
-def test_no_module_over_the_line_limit():
-    too_long = {}
-    for folder in FOLDERS:
-        for path in (REPO / folder).rglob("*.py"):
-            lines = len(path.read_text().splitlines())
-            if lines > MAX_LINES:
-                too_long[str(path.relative_to(REPO))] = lines
-    assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
+def test_the_doc_states_the_rules_we_promised():
+    rules = set(doc_rules())
+    assert {("rlcore", "rlcore.algorithms"), ("rlcore", "rlcore.envs"), ("rlcore.geometry", "rlcore"),
+            ("rlcore.logging", "rlcore.sweep"), ("rlcore.envs", "rlcore.algorithms")} <= rules
+
+
+@pytest.mark.parametrize("importer, forbidden", doc_rules())
+def test_import_rule(importer, forbidden):
+    owners = _owners(importer)
+    assert owners, f"the table names {importer}, which does not exist"
+    bad = {}
+    for m in owners:
+        found = [i for i in _imports(MODULES[m][1]) if _within(i, forbidden) and not _within(i, importer)]
+        if found:
+            bad[m] = sorted(found)
+    assert not bad, f"{importer} must not import {forbidden}: {bad}"
+
+
+def test_no_module_over_the_size_alarm():
+    too_long = {path: len((REPO / path).read_text().splitlines()) for path, _ in MODULES.values()}
+    too_long = {p: n for p, n in too_long.items() if n > ALARM_LINES}
+    assert not too_long, f"modules over {ALARM_LINES} lines (one job each?): {too_long}"
+
+
+BUILTINS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["rlcore.algorithms"]
+PENDING = {"algorithms/offline/data.py", "envs/offline/preprocessing.py", "rlcore/report/tables.py"}
+"""Files that still name algorithms until the offline-data and report changes land (then this set is emptied)."""
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_a_builtin_algorithm_is_named_in_at_most_two_files(name):
+    package = "/".join(BUILTINS[name].split(":")[0].split(".")[1:-1])  # rlcore.algorithms.x.spec -> algorithms/x
+    quoted = re.compile(rf"""["']{re.escape(name)}["']""")
+    files = sorted(path for path, _ in MODULES.values()
+                   if quoted.search((REPO / path).read_text()) and path not in PENDING)
+    assert any(f.startswith(package + "/") for f in files), (package, files)
+    assert len(files) <= 2, f"'{name}' is written in {files}; name it in its package and one registry line only"
