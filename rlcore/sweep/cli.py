@@ -59,6 +59,8 @@ def continue_command(args: argparse.Namespace, out: Path) -> str:
         argv += ["--backend", args.backend]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
+    if args.no_report:
+        argv.append("--no-report")
     return shlex.join(argv)
 
 

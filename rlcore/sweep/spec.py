@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
+from rlcore.algorithm import ALGORITHMS
 from rlcore.config import ALGO_KEY, check_range, from_dict, read_yaml
 from rlcore.errors import ConfigError
 from rlcore.logging import SWEEP_FILE  # noqa: F401  (re-exported: the sweep writes it)
@@ -90,10 +91,15 @@ def load_spec(path: str | Path) -> tuple[SweepSpec, Path, str]:
     algo = spec.algo or base_algo
     if not algo:
         raise ConfigError(f"sweep spec '{path}' names no algorithm: add `algo:` to it or to '{base}'")
+    names = [str(algo)]
     for cell in spec.cells:
         if cell.base is not None:
             cell_base, cell_algo = _preset(path, cell.base)
             if not cell_algo:
                 raise ConfigError(f"cell '{cell.name}': preset '{cell_base}' has no `algo:` key")
             cell.base = str(cell_base)
+            names.append(str(cell_algo))
+    for name in names:  # an unknown algorithm fails here, not in every run of the sweep
+        if name not in ALGORITHMS:
+            ALGORITHMS.get(name)
     return spec, base, str(algo)

@@ -5,7 +5,9 @@ sweep does."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -76,3 +78,34 @@ def test_sigterm_to_a_sweep_keeps_every_run_and_the_rerun_is_bit_identical(tmp_p
             assert torch.equal(a["algo"]["model"][k], b["algo"]["model"][k]), (run, k)
         strip = [{k: v for k, v in r.items() if not k.startswith("time")} for r in read_metrics(reference)]
         assert [{k: v for k, v in r.items() if not k.startswith("time")} for r in read_metrics(run)] == strip
+
+
+def test_sigint_stops_a_sweep_started_in_the_background_by_a_script(tmp_path):
+    """A script's `rlcore ablate ... &` inherits SIGINT ignored; the sweep still stops on it, like on SIGTERM, and
+    prints the command that continues it, which then finishes every run."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"base": str(REPO / "configs/toy/demo.yaml"), "seeds": [0, 1],
+                                    "set": {**SETTINGS, "max_steps": 400}, "backend": "process", "workers": 2}))
+    out, err, pid = tmp_path / "out", tmp_path / "err.txt", tmp_path / "pid"
+    script = (f"{shlex.quote(sys.executable)} -m rlcore ablate {shlex.quote(str(spec))} --out {shlex.quote(str(out))} "
+              f"--no-report 2> {shlex.quote(str(err))} & echo $! > {shlex.quote(str(pid))}; wait $!; echo $? >> "
+              f"{shlex.quote(str(pid))}")
+    shell = subprocess.Popen(["bash", "-c", script], cwd=REPO)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and shell.poll() is None:
+            files = list(out.rglob("metrics.jsonl"))
+            if len(files) == 2 and all(f.read_text().count("\n") >= 2 for f in files):
+                break
+            time.sleep(0.05)
+        os.kill(int(pid.read_text().split()[0]), signal.SIGINT)
+        shell.wait(timeout=120)
+    finally:
+        shell.kill()
+    assert pid.read_text().split()[1] == "130", err.read_text()
+    text = err.read_text()
+    assert "stopped by SIGINT" in text, text
+    command = text.split("continue with: ", 1)[1].splitlines()[0]
+    assert shlex.split(command) == ["rlcore", "ablate", str(spec), "--out", str(out), "--no-report"]
+    again = run_cli(*shlex.split(command)[1:])
+    assert again.returncode == 0 and "2/2 runs finished" in again.stdout, again.stderr
