@@ -113,10 +113,3 @@ def spec_for_config(config: Any) -> AlgorithmSpec:
     raise UserError(f"no registered algorithm trains a {type(config).__name__}; pass the config of one of "
                     f"{', '.join(ALGORITHMS.names())}{hint}")
 
-
-def title(name: str) -> str:
-    """The display title of algorithm ``name`` (the name itself when it is not registered or cannot load)."""
-    try:
-        return ALGORITHMS.get(name).title
-    except UserError:
-        return name

@@ -71,10 +71,13 @@ def check_model_path(name_or_path: str | Path) -> None:
         if exported:
             raise UserError(f"'{path}' is an rlcore run directory, not a model; pass one of its models: "
                             f"{' or '.join(exported)}")
+        from rlcore.algorithm import ALGORITHMS
         from rlcore.config import read_yaml
 
         algo = read_yaml(path / "config.yaml").get("algo")
-        how = f"; load its policy with rlcore.load_policy('{path}')"
+        evaluates = algo in ALGORITHMS and ALGORITHMS.get(str(algo)).evaluate is not None
+        how = f"; evaluate it with `rlcore eval {algo} --run-dir {path}`" if evaluates else \
+            f"; load its policy with rlcore.load_policy('{path}')"
         raise UserError(f"'{path}' is an rlcore run directory of {algo}, not a language model{how}")
     raise UserError(f"'{path}' has no config.json, so it is not a model saved with save_pretrained; pass such a "
                     "directory or 'tiny'")

@@ -136,3 +136,14 @@ def test_an_interrupted_api_training_checkpoints_and_says_how_to_resume(tmp_path
 def test_the_docs_list_the_resumable_keys_of_the_code():
     listed = DOC.split("<!-- resumable-keys -->", 1)[1].split("<!-- /resumable-keys -->", 1)[0]
     assert tuple(re.findall(r"`([^`]+)`", listed)) == RESUMABLE_KEYS
+
+
+def test_a_broken_plugin_is_one_line_and_spares_the_others(tmp_path):
+    env = _install(tmp_path / "plugin", {}, {"ghost": "no_such_module:SPEC"})
+    result = run_cli("train", "ghost", "--set", "max_steps=1", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: algorithm 'ghost' is registered as 'no_such_module:SPEC' in entry-point group 'rlcore.algorithms', "
+        "which cannot be loaded: ModuleNotFoundError: No module named 'no_such_module'"]
+    listing = run_cli("train", "--help", cwd=tmp_path, env=env)
+    assert listing.returncode == 0 and "ghost" in listing.stdout and "unavailable" in listing.stdout, listing.stderr
