@@ -228,4 +228,5 @@ def test_divergence_stops_the_run_naming_step_and_metrics(tmp_path):
     assert result.returncode == 3, result.stderr[-1000:]
     line = result.stderr.strip().splitlines()[-1]
     assert "non-finite value in" in line and "v_grad_norm" in line and " at step " in line
-    assert not (run_dir / "summary.json").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())  # the run says how it ended
+    assert summary["status"] == "failed" and summary["error"].startswith("NonFiniteError: non-finite value in")

@@ -15,7 +15,7 @@ import yaml
 from conftest import REPO, run_cli
 
 from rlcore.cli import main
-from rlcore.errors import ConfigError
+from rlcore.errors import ConfigError, UserError
 from rlcore.sweep import local
 from rlcore.sweep.plan import is_finished, plan
 from rlcore.sweep.spec import load_spec
@@ -76,12 +76,15 @@ def test_plan_with_only_named_cells_has_no_base_cell(tmp_path):
 
 def test_cells_with_their_own_preset_run_their_algorithm(tmp_path):
     other = tmp_path / "other.yaml"
-    other.write_text("algo: other\nlr: 0.1\n")
+    other.write_text("algo: bc\nmax_steps: 10\n")
     spec, base, algo = load_spec(_spec(tmp_path, cells=[{"name": "mine"}, {"name": "theirs", "base": str(other)}],
                                        seeds=[0]))
     runs = {r.cell: r.argv for r in plan(spec, base, algo, tmp_path)}
-    assert runs["mine"][:2] == ["train", "toy"] and runs["theirs"][:2] == ["train", "other"]
+    assert runs["mine"][:2] == ["train", "toy"] and runs["theirs"][:2] == ["train", "bc"]
     assert runs["theirs"][3] == str(other)
+    other.write_text("algo: nosuchalgo\n")  # an algorithm nobody registered fails when the spec is read
+    with pytest.raises(UserError, match="unknown algorithm 'nosuchalgo'"):
+        load_spec(_spec(tmp_path, cells=[{"name": "theirs", "base": str(other)}]))
     with pytest.raises(ConfigError, match="not found"):
         load_spec(_spec(tmp_path, cells=[{"name": "x", "base": "missing.yaml"}]))
 
