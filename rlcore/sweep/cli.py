@@ -22,6 +22,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="sweep spec YAML (see configs/ablations/)")
     parser.add_argument("--out", help="output folder (default runs/ablate-<spec name>)")
     parser.add_argument("--backend", choices=["sequential", "process", "ray"], help="override the spec's backend")
+    parser.add_argument("--address", help="Ray cluster address for --backend ray (default: RAY_ADDRESS)")
     parser.add_argument("--workers", type=int, help="override the spec's number of parallel runs")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the command of every run still to do (each runs when pasted) and exit")
@@ -48,6 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     spec, base, algo = load_spec(args.spec)
     if args.backend:
         spec.backend = args.backend
+    if args.address:
+        spec.address = args.address
     if args.workers is not None:
         check_range("workers", args.workers, low=1)
         spec.workers = args.workers
