@@ -116,7 +116,8 @@ class GRPOTrainer(TrainerState):
             self._engine_stale = True
             return make_engine("server", self.cfg.vllm_server_base_url, tokenizer=self.tokenizer,
                                timeout_s=self.cfg.vllm_server_timeout, push=self.dist.is_main,
-                               barrier=self.dist.barrier)
+                               barrier=self.dist.barrier,
+                               transport="nccl" if self.dist.device.type == "cuda" else "http")
         return make_engine("vllm", self.model_path, seed=self.cfg.seed,
                            gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization)
 

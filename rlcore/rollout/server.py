@@ -32,6 +32,8 @@ class GenerationServer(HTTPServer):
         self.version = 0
         """Version of the weights the engine holds: 0 for those loaded from ``model``, then the pushed ones'."""
         self.server_id = secrets.token_hex(8)
+        self.channel: protocol.Channel | None = None
+        """The trainer's communicator (``/init_communicator/``), when weights come by NCCL or gloo."""
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "model": self.model, "weights_version": self.version, "server_id": self.server_id}
@@ -74,8 +76,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, {"completions": protocol.completions_to_json(groups), **srv.health()})
             elif self.path == protocol.UPDATE_WEIGHTS:
                 version = int(self.headers[protocol.VERSION_HEADER])
-                srv.engine.load_weights(protocol.weights_from_bytes(self._body()))
+                if self.headers.get(protocol.TRANSPORT_HEADER) == "collective":
+                    if srv.channel is None:
+                        raise RuntimeError("no communicator: POST /init_communicator/ first")
+                    weights = srv.channel.receive(json.loads(self._body()))
+                else:
+                    weights = protocol.weights_from_bytes(self._body())
+                srv.engine.load_weights(weights)
                 srv.version = version
+                self._reply(200, srv.health())
+            elif self.path == protocol.INIT_COMMUNICATOR:
+                request = json.loads(self._body())
+                srv.channel = protocol.Channel(request["host"], int(request["port"]), 1, request["backend"])
                 self._reply(200, srv.health())
             else:
                 self._reply(404, {"error": f"unknown endpoint {self.path}"})

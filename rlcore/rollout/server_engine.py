@@ -9,8 +9,11 @@ latest weights again before generating. A server still unreachable after that is
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -30,11 +33,15 @@ class ServerEngine(RolloutEngine):
 
     ``tokenizer``: the trainer's (prompts are sent as token ids). In a run of several processes every process
     generates its own prompts; only the one with ``push=True`` pushes weights, and ``barrier`` (called by every
-    process after a push) keeps the others from generating with the old ones.
+    process after a push) keeps the others from generating with the old ones. ``transport``: how the weights
+    travel: ``http`` (in the request body) or over a communicator, ``nccl`` (GPU tensors) or ``gloo`` (CPU); the
+    server must reach this machine for the last two.
     """
 
     def __init__(self, base_url: str, tokenizer: Any, *, timeout_s: float = 240.0, push: bool = True,
-                 barrier: Callable[[], None] | None = None, retry_every_s: float = 1.0):
+                 barrier: Callable[[], None] | None = None, retry_every_s: float = 1.0, transport: str = "http"):
+        if transport not in ("http", *protocol.COLLECTIVES):
+            raise UserError(f"weight transport must be http, gloo or nccl, got '{transport}'")
         self.url = base_url.rstrip("/")
         self.tokenizer = tokenizer
         self.timeout_s, self.retry_every_s = timeout_s, retry_every_s
@@ -42,8 +49,46 @@ class ServerEngine(RolloutEngine):
         self.version = 0
         """Version of the weights pushed last (0: the server's own, loaded from its --model)."""
         self._model: Any = None
+        self.transport = transport
+        self._channel: protocol.Channel | None = None
+        self._server_id = ""
+        """The server the communicator was made with (a restarted one needs a new communicator)."""
         health = self._request(protocol.HEALTH)
         announce(f"generation server {self.url}: {health['model']}")
+        if push and transport != "http":
+            self._connect(health["server_id"])
+
+    def _connect(self, server_id: str) -> None:
+        """Make the two-member communicator with the server (this process is rank 0 and hosts its store)."""
+        parsed = urllib.parse.urlsplit(self.url)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # our address as the server sees it
+            probe.connect((parsed.hostname, parsed.port or 80))
+            host = probe.getsockname()[0]
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        body = json.dumps({"host": host, "port": port, "backend": self.transport}).encode()
+        self._while(protocol.INIT_COMMUNICATOR, body, {"Content-Type": "application/json"}, lambda: setattr(
+            self, "_channel", protocol.Channel(host, port, 0, self.transport, timeout_s=self.timeout_s)))
+        self._server_id = server_id
+
+    def _while(self, path: str, body: bytes, headers: dict[str, str], work: Callable[[], None]) -> dict[str, Any]:
+        """Send a request from a thread while ``work`` runs here: both ends of a collective take part at once."""
+        box: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                box["reply"] = self._request(path, body, headers)
+            except BaseException as e:  # re-raised in the caller
+                box["error"] = e
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        work()
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
 
     def _request(self, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
                  ) -> dict[str, Any]:
@@ -95,6 +140,18 @@ class ServerEngine(RolloutEngine):
             self.barrier()
 
     def _send(self, model: Any) -> None:
-        blob = protocol.weights_to_bytes(protocol.merged_weights(model))
-        self._request(protocol.UPDATE_WEIGHTS, blob, {protocol.VERSION_HEADER: str(self.version),
-                                                      "Content-Type": "application/octet-stream"})
+        weights = protocol.merged_weights(model)
+        headers = {protocol.VERSION_HEADER: str(self.version)}
+        if self.transport == "http":
+            self._request(protocol.UPDATE_WEIGHTS, protocol.weights_to_bytes(weights),
+                          {**headers, "Content-Type": "application/octet-stream"})
+            return
+        server_id = self._request(protocol.HEALTH)["server_id"]
+        if server_id != self._server_id:  # restarted: its communicator is gone
+            self._connect(server_id)
+        body = json.dumps(protocol.weights_spec(weights)).encode()
+        channel = self._channel
+        assert channel is not None
+        self._while(protocol.UPDATE_WEIGHTS, body, {**headers, protocol.TRANSPORT_HEADER: "collective",
+                                                    "Content-Type": "application/json"},
+                    lambda: channel.send(weights))

@@ -53,11 +53,13 @@ def _ids(groups):
     return [g[0].token_ids for g in groups]
 
 
-def test_server_greedy_matches_trainer_after_push():
+@pytest.mark.parametrize("transport", ["http", "gloo"])  # gloo: the code of the NCCL push, on CPU tensors
+def test_server_greedy_matches_trainer_after_push(transport):
     server = _hf_test_server()
     try:
         model, tokenizer = _trained_model()
-        client = make_engine("server", f"http://127.0.0.1:{server.server_port}", tokenizer=tokenizer, timeout_s=5)
+        client = make_engine("server", f"http://127.0.0.1:{server.server_port}", tokenizer=tokenizer, timeout_s=5,
+                             transport=transport)
         local = make_engine("hf", model, tokenizer=tokenizer)
         expected = _ids(local.generate(PROMPTS, GREEDY))
         assert _ids(client.generate(PROMPTS, GREEDY)) != expected  # the server still has its own weights
@@ -72,12 +74,13 @@ def test_server_greedy_matches_trainer_after_push():
 
 
 @pytest.mark.slow  # waits for the restart
-def test_server_restart_is_waited_for_and_weights_pushed_again():
+@pytest.mark.parametrize("transport", ["http", "gloo"])
+def test_server_restart_is_waited_for_and_weights_pushed_again(transport):
     port = _free_port()
     server = _hf_test_server(port)
     model, tokenizer = _trained_model()
     client = make_engine("server", f"http://127.0.0.1:{port}", tokenizer=tokenizer, timeout_s=60,
-                         retry_every_s=0.2)
+                         retry_every_s=0.2, transport=transport)
     client.update_weights(model)
     expected = _ids(client.generate(PROMPTS, GREEDY))
     server.shutdown()

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("transformers", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
 
+import torch  # noqa: E402
 from conftest import REPO  # noqa: E402
 from test_generation_server import (  # noqa: E402
     GREEDY,
@@ -75,11 +76,18 @@ def server():
     s.stop()
 
 
-def test_vllm_server_greedy_matches_trainer_after_push(server):
+@pytest.mark.parametrize("transport", ["http", "gloo"])  # gloo: the code of the NCCL push, on CPU tensors
+def test_vllm_server_greedy_matches_trainer_after_push(server, transport):
     model, tokenizer = _trained_model()
-    client = make_engine("server", server.url, tokenizer=tokenizer, timeout_s=10)
+    client = make_engine("server", server.url, tokenizer=tokenizer, timeout_s=10, transport=transport)
     expected = _ids(make_engine("hf", model, tokenizer=tokenizer).generate(PROMPTS, GREEDY))
-    assert _ids(client.generate(PROMPTS, GREEDY)) != expected  # vLLM still has the weights it loaded
+    client.update_weights(model)
+    assert _ids(client.generate(PROMPTS, GREEDY)) == expected
+    with torch.no_grad():  # and back: the server follows every push
+        for p in model.parameters():
+            p.mul_(0.5)
+    expected = _ids(make_engine("hf", model, tokenizer=tokenizer).generate(PROMPTS, GREEDY))
+    assert _ids(client.generate(PROMPTS, GREEDY)) != expected  # still the previous push
     client.update_weights(model)
     assert _ids(client.generate(PROMPTS, GREEDY)) == expected
 
