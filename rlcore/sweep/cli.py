@@ -50,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.backend:
         spec.backend = args.backend
     if args.address:
+        if spec.backend != "ray":
+            raise UserError(f"--address is for --backend ray (this sweep's backend is {spec.backend})")
         spec.address = args.address
     if args.workers is not None:
         check_range("workers", args.workers, low=1)

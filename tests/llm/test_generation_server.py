@@ -4,7 +4,10 @@ vLLM). The same checks against real vLLM are in test_vllm_server.py (``make test
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -147,6 +150,27 @@ def test_grpo_with_a_generation_server_pushes_weights_every_step(tmp_path):
         assert all(r["time/weight_sync_s"] > 0 and r["time/generate_s"] > 0 and r["time/optimise_s"] > 0
                    for r in steps)
         assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["vllm_mode"] == "server"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow  # two training processes (torchrun) and the server
+def test_two_training_processes_share_one_generation_server(tmp_path):
+    server = _hf_test_server()
+    try:
+        settings = ["model=tiny", "dataset=arith", "eval_dataset=", "arith_kinds=[sum]", "prompt_format=plain",
+                    "prompts_per_step=2", "group_size=4", "max_new_tokens=6", "mini_batch_size=8",
+                    "micro_batch_size=4", "max_steps=2", "log_every=1", "tensorboard=false", "progress=false",
+                    "export_model=false", "device=cpu", "threads=1", "engine=vllm", "vllm_mode=server",
+                    f"vllm_server_base_url=http://127.0.0.1:{server.server_port}"]
+        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                 "2", "-m", "rlcore", "train", "grpo", "--run-dir", str(tmp_path / "r"),
+                                 *[a for s in settings for a in ("--set", s)]], cwd=REPO, capture_output=True,
+                                text=True, timeout=500, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]  # the run's end checks the processes agree
+        assert server.version == 2  # one push per step, by the first process only
+        assert [r["step"] for r in read_metrics(tmp_path / "r") if "time/weight_sync_s" in r] == [1, 2]
     finally:
         server.shutdown()
         server.server_close()
