@@ -26,6 +26,7 @@ Modules (this package imports none of them, so that reading a spec stays light):
 :mod:`~rlcore.sweep.spec` (the spec schema), :mod:`~rlcore.sweep.plan` (spec -> command lines and run
 directories), :mod:`~rlcore.sweep.local` (one training in this process, or as a supervised subprocess),
 :mod:`~rlcore.sweep.ray_backend` (runs as Ray tasks on a cluster, with
-:mod:`~rlcore.sweep.transfer` moving run directories between nodes), :mod:`~rlcore.sweep.execute` (the loop over runs, sweep.json),
+:mod:`~rlcore.sweep.transfer` moving run directories between nodes), :mod:`~rlcore.sweep.execute` (the loop
+over runs, sweep.json),
 :mod:`~rlcore.sweep.cli` (``rlcore ablate``).
 """

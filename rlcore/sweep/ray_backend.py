@@ -217,8 +217,9 @@ class RayRunner:
         self._cancelled = False
         alive = [n for n in ray.nodes() if n.get("Alive")]
         cpus = sum(n.get("Resources", {}).get("CPU", 0) for n in alive)
-        self._say(f"ray: {len(alive)} node(s), {cpus:g} CPUs ({address or 'local instance'}); storage "
-                  f"{spec.storage}: shared storage is detected per node from {self.out / MARKER_FILE}")
+        storage = (f"shared storage detected per node from {self.out / MARKER_FILE}" if spec.storage == "auto"
+                   else f"storage: {spec.storage} (from the spec)")
+        self._say(f"ray: {len(alive)} node(s), {cpus:g} CPUs ({address or 'local instance'}); {storage}")
 
     @staticmethod
     def _say(text: str) -> None:

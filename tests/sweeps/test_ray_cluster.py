@@ -102,6 +102,14 @@ def test_copy_mode_ships_checkpoints_back_and_resumes_from_them(tmp_path):
     assert evals(lost) == evals(done) and len(evals(done)) == 2
 
 
+def test_address_needs_the_ray_backend(tmp_path, capsys):
+    from rlcore.cli import main
+
+    assert main(["ablate", str(_spec(tmp_path)), "--out", str(tmp_path / "o"), "--address", "auto"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --address is for --backend ray (this sweep's backend is " \
+                                              "sequential)"
+
+
 def test_node_is_host_name_outside_ray(tmp_path, monkeypatch):
     import platform
 
