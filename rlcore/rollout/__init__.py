@@ -1,4 +1,5 @@
-"""LLM generation engines behind one interface: ``hf`` (transformers generate) and ``vllm`` (colocated vLLM).
+"""LLM generation engines behind one interface: ``hf`` (transformers generate), ``vllm`` (colocated vLLM) and
+``server`` (a remote ``rlcore vllm-serve``, see :mod:`rlcore.rollout.server_engine`).
 
 >>> engine = make_engine("hf", "tiny")                                 # doctest: +SKIP
 >>> groups = engine.generate(["2+2="], SamplingParams(n=4, max_new_tokens=16, seed=0))  # doctest: +SKIP
@@ -14,12 +15,13 @@ from typing import Any
 from rlcore.errors import ConfigError
 from rlcore.rollout.base import Completion, Prompts, RolloutEngine, SamplingParams
 
-ENGINES = ("hf", "vllm")
+ENGINES = ("hf", "vllm", "server")
 
 
 def make_engine(name: str, model: str | Path | Any, **kwargs: Any) -> RolloutEngine:
-    """Build the engine called ``name`` ("hf" or "vllm") for ``model`` (a path, "tiny", or for hf a loaded
-    model with ``tokenizer=``); ``kwargs`` go to the engine's constructor."""
+    """Build the engine called ``name`` ("hf", "vllm" or "server") for ``model`` (a path, "tiny", for hf a loaded
+    model with ``tokenizer=``, for server its base URL with ``tokenizer=``); ``kwargs`` go to the engine's
+    constructor."""
     if name == "hf":
         from rlcore.rollout.hf_engine import HFEngine
 
@@ -32,6 +34,10 @@ def make_engine(name: str, model: str | Path | Any, **kwargs: Any) -> RolloutEng
 
             model = tiny_qwen()
         return VLLMEngine(model, **kwargs)
+    if name == "server":
+        from rlcore.rollout.server_engine import ServerEngine
+
+        return ServerEngine(str(model), **kwargs)
     raise ConfigError(f"unknown rollout engine '{name}'; choose one of {', '.join(ENGINES)}")
 
 

@@ -9,7 +9,7 @@ teacher-forced forward pass at temperature T; greedy decoding (T = 0) reports th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -80,6 +80,11 @@ class RolloutEngine(ABC):
     @abstractmethod
     def update_weights(self, model: Any) -> None:
         """Copy the parameters of ``model`` (the training copy) into the engine."""
+
+    def load_weights(self, weights: Mapping[str, Any]) -> None:
+        """Load named tensors (a transformers ``state_dict`` of the same architecture) into the engine: what a
+        generation server does with pushed weights."""
+        raise ConfigError(f"{type(self).__name__} cannot load pushed weights")
 
     def sleep(self) -> None:
         """Release accelerator memory between generation and training (no-op where nothing can be freed)."""

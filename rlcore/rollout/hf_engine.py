@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,13 @@ class HFEngine(RolloutEngine):
                               "model of the same architecture (merge LoRA adapters first)")
         for (_, dst), (_, src) in zip(ours, theirs):
             dst.copy_(src)
+
+    @torch.no_grad()
+    def load_weights(self, weights: Mapping[str, Any]) -> None:
+        missing, unexpected = self.model.load_state_dict(dict(weights), strict=False)
+        if missing or unexpected:
+            raise ConfigError(f"pushed weights do not fit the model: missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]}")
 
     def sleep(self) -> None:
         """Offload the engine's own model to CPU memory (a shared training model is left where it is)."""

@@ -9,6 +9,7 @@ Log-probs use vLLM's ``processed_logprobs`` mode: the distribution actually samp
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,14 @@ class VLLMEngine(RolloutEngine):
 
     def update_weights(self, model: Any) -> None:
         """Load the parameters of a transformers model (same architecture) into vLLM, in place."""
+        self.load_weights(model.state_dict())
+
+    def load_weights(self, weights: Mapping[str, Any]) -> None:
+        """Load named tensors (transformers names) into vLLM, in place."""
         if self._asleep and self.can_sleep:
             self.llm.wake_up(tags=["weights"])
-        weights = ((name, tensor.detach()) for name, tensor in model.state_dict().items())
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        named = ((name, tensor.detach()) for name, tensor in weights.items())
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named})
         self.llm.reset_prefix_cache()
         self._weights_stale = False
 

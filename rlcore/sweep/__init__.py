@@ -13,6 +13,8 @@ A spec names a base preset and the cells to run::
     backend: process                # sequential (in this process) | process (local pool) | ray
     workers: 2
     threads_per_worker: 1
+    address: auto                   # ray: a running cluster (default RAY_ADDRESS, else a local instance)
+    storage: auto                   # ray: auto (detected per node) | shared | copy (copied back at checkpoints)
 
 Each run is ``rlcore train <algo> --config <base> --set ... --run-dir <out>/<cell>/seed_<s>``; a finished run
 (a ``summary.json`` not written by a stop signal) is skipped when the sweep is started again, a run with checkpoints
@@ -23,6 +25,8 @@ once from its checkpoint). ``<out>/sweep.json`` records the spec and every run's
 Modules (this package imports none of them, so that reading a spec stays light):
 :mod:`~rlcore.sweep.spec` (the spec schema), :mod:`~rlcore.sweep.plan` (spec -> command lines and run
 directories), :mod:`~rlcore.sweep.local` (one training in this process, or as a supervised subprocess),
-:mod:`~rlcore.sweep.ray_backend`, :mod:`~rlcore.sweep.execute` (the loop over runs, sweep.json),
+:mod:`~rlcore.sweep.ray_backend` (runs as Ray tasks on a cluster, with
+:mod:`~rlcore.sweep.transfer` moving run directories between nodes), :mod:`~rlcore.sweep.execute` (the loop
+over runs, sweep.json),
 :mod:`~rlcore.sweep.cli` (``rlcore ablate``).
 """

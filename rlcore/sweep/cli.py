@@ -23,6 +23,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="sweep spec YAML (see configs/ablations/)")
     parser.add_argument("--out", help="output folder (default runs/ablate-<spec name>)")
     parser.add_argument("--backend", choices=["sequential", "process", "ray"], help="override the spec's backend")
+    parser.add_argument("--address", help="Ray cluster address for --backend ray (default: RAY_ADDRESS)")
     parser.add_argument("--workers", type=int, help="override the spec's number of parallel runs")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the command of every run still to do (each runs when pasted) and exit")
@@ -80,6 +81,10 @@ def _run(args: argparse.Namespace) -> int:
     spec, base, algo = load_spec(args.spec)
     if args.backend:
         spec.backend = args.backend
+    if args.address:
+        if spec.backend != "ray":
+            raise UserError(f"--address is for --backend ray (this sweep's backend is {spec.backend})")
+        spec.address = args.address
     if args.workers is not None:
         check_range("workers", args.workers, low=1)
         spec.workers = args.workers

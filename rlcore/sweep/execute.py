@@ -97,7 +97,7 @@ def execute(runs: list[RunSpec], spec: SweepSpec, out: Path, backend: Backend, p
         elif backend == "ray":
             from rlcore.sweep.ray_backend import RayRunner
 
-            ray_runner = RayRunner(spec.threads_per_worker)
+            ray_runner = RayRunner(spec, out)
             _run_pool(todo, ray_runner, spec.workers, rec)
         else:
             # no `with`: on an interrupt its exit would wait for the running trainings before `finally` stops them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import signal
@@ -34,6 +35,12 @@ def run_in_process(run: RunSpec) -> tuple[bool, str]:
     if code in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM)):  # the training caught the sweep's stop signal
         raise KeyboardInterrupt
     return code == 0, last_line(err.getvalue()) if code else ""
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec (Linux): SIGKILL it when the process that started it dies, so that a training
+    never outlives its sweep or Ray worker (e.g. on a lost node) and writes on behind its resubmitted successor."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def end_processes(processes: list[subprocess.Popen], grace_s: float = 10.0) -> None:
@@ -74,7 +81,8 @@ class Supervisor:
             if self.stopping:
                 return False, "the sweep was stopped"
             with subprocess.Popen([sys.executable, "-m", "rlcore", *argv_for_attempt(run)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env) as proc:
+                                  stderr=subprocess.PIPE, text=True, env=env,
+                                  preexec_fn=_die_with_parent if sys.platform == "linux" else None) as proc:
                 with self._lock:
                     self._children.add(proc)
                 if self.stopping:  # started while stop() ran

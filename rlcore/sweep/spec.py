@@ -12,6 +12,7 @@ from rlcore.errors import ConfigError
 from rlcore.logging import SWEEP_FILE  # noqa: F401  (re-exported: the sweep writes it)
 
 Backend = Literal["sequential", "process", "ray"]
+Storage = Literal["auto", "shared", "copy"]
 
 
 @dataclasses.dataclass
@@ -53,6 +54,12 @@ class SweepSpec:
     """Parallel runs for the process and ray backends."""
     threads_per_worker: int = 1
     """torch threads of each run (config key `threads`)."""
+    address: str | None = None
+    """Ray cluster to run on (backend ray): `auto` or host:port of its head; default RAY_ADDRESS, else a local
+    instance."""
+    storage: Storage = "auto"
+    """Backend ray: whether the nodes see the output folder: auto (detected per node), shared, or copy (runs train
+    in a scratch folder and are copied back at each checkpoint and at the end)."""
 
     def __post_init__(self) -> None:
         check_range("workers", self.workers, low=1)
