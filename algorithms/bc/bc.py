@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
 
-from rlcore.algorithms.offline.config import OfflineConfig
+from rlcore.algorithms.bc.config import BCConfig
+from rlcore.algorithms.bc.losses import bc_loss
 from rlcore.algorithms.offline.ensemble import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
+from rlcore.algorithms.offline.nets import seed_generators
 from rlcore.algorithms.offline.policy import GaussianPolicy, make_adam
-from rlcore.nets import seed_generators
-
-
-@dataclasses.dataclass
-class BCConfig(OfflineConfig):
-    """Behaviour cloning: maximum likelihood of the dataset actions under the same Gaussian policy."""
 
 
 class BC(EnsembleAlgorithm):
@@ -44,7 +39,7 @@ class BC(EnsembleAlgorithm):
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         batch = as_seed_batch(batch, self.num_seeds)
         nll = self.policy.nll(batch["observations"], batch["actions"])
-        loss = nll.mean(dim=1).sum()
+        loss = bc_loss(nll).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = clip_grad_norm_per_seed(list(self.policy.parameters()), self.cfg.max_grad_norm)

@@ -1,10 +1,23 @@
-"""The offline RL/IL family's shared machinery: configs, ensemble networks and the Gaussian policy, the
-multi-seed sampler, data preparation, evaluation, and the training entry used by O-DICE, IQL and BC.
+"""The offline RL/IL family's shared machinery: configs, ensemble networks and the Gaussian policy, data
+preparation, evaluation, and the training entry used by O-DICE, IQL, BC and offline plugins.
 
-Each algorithm is its own small package beside this one (``rlcore.algorithms.odice``, ``.iql``, ``.bc``) and
-one line of :data:`rlcore.algorithms.offline.train.ALGORITHMS`.
+Each algorithm is its own small package beside this one (``rlcore.algorithms.odice``, ``.iql``, ``.bc``), laid
+out as ``config.py``, ``losses.py`` and ``<algo>.py``.
+
+``prepare_data(cfg, run_dir=None, *, dataset=None, progress=True, device=None) -> PreparedData`` is the data
+preparation every offline run goes through (see ``docs/offline-data.md``); it is imported on first use.
 """
+
+from typing import Any
 
 from rlcore.algorithms.offline.config import ImitationConfig, OfflineConfig
 
-__all__ = ["ImitationConfig", "OfflineConfig"]
+__all__ = ["ImitationConfig", "OfflineConfig", "PreparedData", "prepare_data"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("PreparedData", "prepare_data"):  # lazy: the data module imports torch and the simulators
+        from rlcore.algorithms.offline import data
+
+        return getattr(data, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

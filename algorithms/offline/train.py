@@ -19,8 +19,8 @@ from rlcore.algorithms.odice import ODICE, ODICEConfig
 from rlcore.algorithms.offline.config import OfflineConfig
 from rlcore.algorithms.offline.data import prepare_data
 from rlcore.algorithms.offline.evaluation import best_policy_state, make_evaluator, policy_state
-from rlcore.algorithms.offline.sampler import MultiSeedSampler
 from rlcore.checkpoint import write_state
+from rlcore.envs.offline import DatasetSampler
 from rlcore.launcher import Job, launch
 from rlcore.run import Run
 from rlcore.runtime import resolve_device
@@ -41,9 +41,9 @@ def train(algo_name: str, cfg: OfflineConfig, run_dir: str | Path | None = None,
     device = resolve_device(cfg.device)
 
     def setup(run: Run) -> Job:
-        data = prepare_data(cfg, algo_name, run.dir, progress=cfg.progress, device=device)
+        data = prepare_data(cfg, run.dir, progress=cfg.progress, device=device)
         algo = algo_cls(cfg, data.dataset.obs_dim, data.dataset.act_dim, device=device)
-        sampler = MultiSeedSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
+        sampler = DatasetSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
         metric = "eval/normalized_score" if data.has_scores else "eval/return_mean"
         log(f"{TITLES[algo_name]} on {data.target if isinstance(data.target, str) else data.target.name}: "
             f"{len(data.dataset)} transitions, {data.dataset.num_episodes} episodes, seeds {cfg.seed_list}, "

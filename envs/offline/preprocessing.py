@@ -48,6 +48,23 @@ def antmaze_rewards(dataset: OfflineDataset, mode: Literal["odice", "iql"] = "od
     return dataset.replace(rewards=shaped, metadata={**dataset.metadata, "antmaze_rewards": mode})
 
 
+RewardTransform = Literal["none", "return_range", "antmaze", "antmaze_iql"]
+
+
+def transform_rewards(dataset: OfflineDataset, transform: RewardTransform) -> OfflineDataset:
+    """Apply a reward transform by name: ``return_range`` (:func:`scale_rewards_by_return_range`), ``antmaze``
+    (O-DICE's r -> 0 if r == 1 else -3), ``antmaze_iql`` (IQL's r - 1) or ``none``."""
+    if transform == "none":
+        return dataset
+    if transform == "return_range":
+        return scale_rewards_by_return_range(dataset)
+    if transform == "antmaze":
+        return antmaze_rewards(dataset, "odice")
+    if transform == "antmaze_iql":
+        return antmaze_rewards(dataset, "iql")
+    raise ValueError(f"unknown reward transform {transform!r}; use none, return_range, antmaze or antmaze_iql")
+
+
 class ObservationNormalizer:
     """Per-dimension ``(obs - mean) / std`` with statistics from a dataset (``std`` is the population standard
     deviation plus ``eps``, as the O-DICE reference's IL setting).
