@@ -84,7 +84,7 @@ class EnsembleAlgorithm:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """Deterministic actions (mean clipped to [-1, 1]).
+        """Deterministic actions in [-1, 1] from ``policy.act`` (the Gaussian policy: its mean, clipped).
 
         One seed: (..., obs_dim) -> (..., act_dim); K seeds: (K, N, obs_dim) -> (K, N, act_dim).
         """

@@ -130,3 +130,20 @@ def test_vectorised_seeds_equal_separate_runs_and_state_round_trip(td3bc):
         batch = _batch(2, 16, 3, 2, seed=99 + step)
         m_a, m_b = together.update(batch), resumed.update(batch)
         assert m_a.keys() == m_b.keys() and all(torch.equal(m_a[key], m_b[key]) for key in m_a)
+
+
+def test_deterministic_actor_uses_the_family_evaluation_and_best_policy(td3bc):
+    from rlcore.algorithms.offline import prepare_data
+    from rlcore.algorithms.offline.evaluation import best_policy_state, make_evaluator
+
+    cfg = td3bc.TD3BCConfig(task="pendulum-scripted-v0", seeds=[0, 1], eval_episodes=1, **SMALL)
+    prepared = prepare_data(cfg, progress=False)
+    assert prepared.normalizer is not None  # TD3+BC standardises observations
+    algo = td3bc.TD3BC(cfg, prepared.dataset.obs_dim, prepared.dataset.act_dim)
+    result = make_evaluator(cfg, prepared, torch.device("cpu"))(algo)
+    assert {"eval/normalized_score/seed0", "eval/normalized_score/seed1"} <= result.keys()
+    state = best_policy_state(algo, prepared)
+    fresh = td3bc.TD3BC(td3bc.TD3BCConfig(seeds=[5, 6], **SMALL), 3, 1)
+    fresh.policy.load_state_dict(state["policy"])
+    obs = torch.randn(2, 4, 3)
+    assert torch.equal(fresh.act(obs), algo.act(obs))
