@@ -28,6 +28,7 @@ from typing import Any
 from rlcore.checkpoint import atomic_write_text
 from rlcore.envs.offline.dataset import OfflineDataset
 from rlcore.envs.offline.registry import MINARI_PORTS, d4rl_relative_paths
+from rlcore.logging import announce
 
 SOURCES = ("d4rl", "minari", "generated", "user")
 """Every value of ``provenance(...)["source"]``."""
@@ -91,6 +92,8 @@ def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> dict[str, Any]
             return {"size_bytes": stat.st_size, "sha256": cached["sha256"]}
     except (OSError, ValueError):
         pass
+    if stat.st_size > 100 << 20:  # about a second per 500 MB: say why the run pauses
+        announce(f"computing the SHA-256 of {path} ({stat.st_size / 2**30:.2f} GiB, once: kept in {sidecar.name})")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
