@@ -13,7 +13,8 @@ from rlcore.envs.offline import load_dataset
 from rlcore.envs.offline.hdf5 import write_hdf5
 from rlcore.envs.offline.provenance import provenance
 
-DOC = (REPO / "docs" / "offline-data.md").read_text()
+DOC_PATH = REPO / "docs" / "offline-data.md"
+DOC = DOC_PATH.read_text()
 
 
 def test_python_example_runs(tmp_path, monkeypatch, capsys):
@@ -21,7 +22,7 @@ def test_python_example_runs(tmp_path, monkeypatch, capsys):
     assert blocks, "the page shows a runnable example"
     monkeypatch.chdir(tmp_path)
     for block in blocks:
-        exec(compile(block, "docs/offline-data.md", "exec"), {})  # noqa: S102 (our own documentation)
+        exec(compile(block, str(DOC_PATH), "exec"), {})  # noqa: S102 (our own documentation)
     assert capsys.readouterr().out.strip().endswith("user user")
 
 
