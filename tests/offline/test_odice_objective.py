@@ -56,7 +56,7 @@ def test_terms_and_gradients_match_hand_derivation(rule, divergence, shape):
             for i in range(b):
                 nxt = vn[s, j, i] if rule == "true" else tvn[s, 0, i]
                 delta = float(r[s, 0, i] + m[s, 0, i] * nxt - v[s, j, i])
-                assert float(terms.residual[s, j, i]) == pytest.approx(delta, rel=1e-12, abs=1e-12)
+                assert float(terms.residual[s, j, i].detach()) == pytest.approx(delta, rel=1e-12, abs=1e-12)
                 mean_term += (1 - lam) * float(v[s, j, i]) / n
                 forward_term += lam * f_star_scalar(delta, divergence) / n
                 dv[s, j, i] = (1 - lam) / n - lam / n * f_star_prime(delta, divergence)
@@ -66,10 +66,10 @@ def test_terms_and_gradients_match_hand_derivation(rule, divergence, shape):
                     bwd = float(r[s, 0, i] + m[s, 0, i] * vn[s, j, i] - tv[s, 0, i])
                     backward_term += lam * eta * f_star_scalar(bwd, divergence) / n
                     dvn[s, j, i] = lam * eta / n * float(m[s, 0, i]) * f_star_prime(bwd, divergence)
-        assert float(terms.mean_term[s]) == pytest.approx(mean_term, rel=1e-12, abs=1e-12)
-        assert float(terms.forward_term[s]) == pytest.approx(forward_term, rel=1e-12, abs=1e-12)
+        assert float(terms.mean_term[s].detach()) == pytest.approx(mean_term, rel=1e-12, abs=1e-12)
+        assert float(terms.forward_term[s].detach()) == pytest.approx(forward_term, rel=1e-12, abs=1e-12)
         if rule == "orthogonal":
-            assert float(terms.backward_term[s]) == pytest.approx(backward_term, rel=1e-12, abs=1e-12)
+            assert float(terms.backward_term[s].detach()) == pytest.approx(backward_term, rel=1e-12, abs=1e-12)
     if rule != "orthogonal":
         assert terms.backward_term is None and terms.backward_residual is None
     grads = torch.autograd.grad(terms.loss(), [x["v"], x["v_next"]], allow_unused=True)
