@@ -149,8 +149,8 @@ def learning(rec, device: torch.device, smoke: bool, dataset: Path) -> None:
     """O-DICE on the generated Hopper medium data until the budget ends; see the module docstring."""
     from rlcore.algorithms.offline.data import prepare_data
     from rlcore.algorithms.offline.evaluation import make_evaluator
-    from rlcore.algorithms.offline.sampler import MultiSeedSampler
     from rlcore.config import load_config
+    from rlcore.envs.offline import DatasetSampler
 
     if not dataset.is_file():
         rec.put("skipped", f"dataset {dataset} not found: make it with `make data/hopper-medium.hdf5` and bring it")
@@ -159,9 +159,9 @@ def learning(rec, device: torch.device, smoke: bool, dataset: Path) -> None:
     preset = REPO / "configs" / "odice" / "hopper-medium-generated.yaml"
     cfg = load_config(ODICEConfig, preset, algo="odice", values={
         "dataset": str(dataset), "seeds": seeds, "device": str(device), "eval_episodes": episodes})
-    data = prepare_data(cfg, "odice", None, progress=False, device=device)
+    data = prepare_data(cfg, None, progress=False, device=device)
     algo = ODICE(cfg, data.dataset.obs_dim, data.dataset.act_dim, device=device)
-    sampler = MultiSeedSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
+    sampler = DatasetSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
     evaluate = make_evaluator(cfg, data, device)
     rec.put("settings", {"preset": preset.name, "dataset": dataset.name, "transitions": len(data.dataset),
                          "seeds": seeds, "eval_every": every, "eval_episodes": episodes, "device": str(device),

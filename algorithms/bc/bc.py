@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
 
-from rlcore.algorithms.offline.config import OfflineConfig
+from rlcore.algorithms.bc.config import BCConfig
+from rlcore.algorithms.bc.losses import bc_loss
 from rlcore.algorithms.offline.ensemble import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
+from rlcore.algorithms.offline.nets import seed_generators
 from rlcore.algorithms.offline.policy import GaussianPolicy, make_adam
-from rlcore.nets import seed_generators
-
-
-@dataclasses.dataclass
-class BCConfig(OfflineConfig):
-    """Behaviour cloning: maximum likelihood of the dataset actions under the same Gaussian policy."""
 
 
 class BC(EnsembleAlgorithm):
     """Behaviour cloning: minimise -log pi(a|s) over the dataset (weight 1 for every transition)."""
+
+    console_keys = ("train/policy_loss",)
 
     def __init__(self, cfg: BCConfig, obs_dim: int, act_dim: int, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32):
@@ -44,7 +41,7 @@ class BC(EnsembleAlgorithm):
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         batch = as_seed_batch(batch, self.num_seeds)
         nll = self.policy.nll(batch["observations"], batch["actions"])
-        loss = nll.mean(dim=1).sum()
+        loss = bc_loss(nll).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = clip_grad_norm_per_seed(list(self.policy.parameters()), self.cfg.max_grad_norm)

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from rlcore.algorithms.odice.config import ODICEConfig
-from rlcore.algorithms.odice.losses import backward_residual, f_star, forward_residual, policy_weight
+from rlcore.algorithms.odice.losses import policy_weight, value_objective
 from rlcore.algorithms.offline.ensemble import Batch, EnsembleAlgorithm, as_seed_batch, clip_grad_norm_per_seed
-from rlcore.algorithms.offline.losses import drop_zero_weight_rows, per_seed_mean, weighted_bc_loss
+from rlcore.algorithms.offline.losses import drop_zero_weight_rows, weighted_bc_loss
+from rlcore.algorithms.offline.nets import EnsembleMLP, ema_update, seed_generators
 from rlcore.algorithms.offline.policy import GaussianPolicy, make_adam
 from rlcore.geometry import project_orthogonal
-from rlcore.nets import EnsembleMLP, ema_update, seed_generators
 
 
 class ODICE(EnsembleAlgorithm):
@@ -32,6 +32,8 @@ class ODICE(EnsembleAlgorithm):
                                "terminals": d})          # (B, ...) arrays, or (K, B, ...) for K seeds
         action = algo.act(obs)                           # (N, obs_dim) -> (N, act_dim), mean clipped to [-1, 1]
     """
+
+    console_keys = ("train/v_loss", "train/policy_loss")
 
     def __init__(self, cfg: ODICEConfig, obs_dim: int, act_dim: int, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32):
@@ -74,39 +76,32 @@ class ODICE(EnsembleAlgorithm):
         s, s_next = batch["observations"], batch["next_observations"]
         r = batch["rewards"].unsqueeze(1)
         mask = (cfg.gamma * (1.0 - batch["terminals"].to(r.dtype))).unsqueeze(1)
-        lam = cfg.lam
-        aux: dict[str, torch.Tensor] = {}
-
-        if cfg.grad_rule == "true":
-            b = s.shape[1]
+        b = s.shape[1]
+        v_next = target_v = target_v_next = None
+        if cfg.grad_rule == "true":  # one online forward over [s; s'], no target network
             both = self.value(torch.cat([s, s_next], dim=1)).squeeze(-1)
             v, v_next = both[..., :b], both[..., b:]
-            residual = r + mask * v_next - v
-            loss = ((1 - lam) * per_seed_mean(v) + lam * per_seed_mean(f_star(residual, cfg.divergence))).sum()
+        else:
+            target_v, target_v_next = self._targets(torch.cat([s, s_next], dim=1)).split(b, dim=-1)
+            v = self.value(s).squeeze(-1)
+            if cfg.grad_rule == "orthogonal":
+                v_next = self.value(s_next).squeeze(-1)
+        terms = value_objective(r, mask, v, v_next, target_v, target_v_next, lam=cfg.lam, eta=cfg.eta,
+                                divergence=cfg.divergence, grad_rule=cfg.grad_rule)
+        loss = terms.loss()
+        aux: dict[str, torch.Tensor] = {}
+        if terms.backward_term is None:
             grads = list(torch.autograd.grad(loss, self.value_params))
         else:
-            target = self._targets(torch.cat([s, s_next], dim=1))
-            target_v, target_v_next = target.split(s.shape[1], dim=-1)
-            v = self.value(s).squeeze(-1)
-            residual = forward_residual(r, mask, v, target_v_next)
-            mean_term = ((1 - lam) * per_seed_mean(v)).sum()
-            forward_term = (lam * per_seed_mean(f_star(residual, cfg.divergence))).sum()
-            if cfg.grad_rule == "semi":
-                loss = mean_term + forward_term
-                grads = list(torch.autograd.grad(loss, self.value_params))
-            else:  # orthogonal
-                v_next = self.value(s_next).squeeze(-1)
-                bwd = backward_residual(r, mask, v_next, target_v)
-                backward_term = (lam * cfg.eta * per_seed_mean(f_star(bwd, cfg.divergence))).sum()
-                g_forward = torch.autograd.grad(forward_term, self.value_params, retain_graph=True)
-                g_mean = torch.autograd.grad(mean_term, self.value_params)
-                g_backward = torch.autograd.grad(backward_term, self.value_params)
-                g_backward_perp, coef = self._project(list(g_backward), list(g_forward))
-                grads = [m + f + b for m, f, b in zip(g_mean, g_forward, g_backward_perp)]
-                loss = mean_term + forward_term + backward_term
-                aux["parallel_coef"] = coef.mean()
-                aux["backward_residual_mean"] = bwd.mean()
-        aux.update(residual=residual.detach(), v_loss=loss.detach() / self.num_seeds, v_mean=v.detach().mean())
+            g_forward = torch.autograd.grad(terms.forward_term.sum(), self.value_params, retain_graph=True)
+            g_mean = torch.autograd.grad(terms.mean_term.sum(), self.value_params)
+            g_backward = torch.autograd.grad(terms.backward_term.sum(), self.value_params)
+            g_backward_perp, coef = self._project(list(g_backward), list(g_forward))
+            grads = [m + f + p for m, f, p in zip(g_mean, g_forward, g_backward_perp)]
+            aux["parallel_coef"] = coef.mean()
+            aux["backward_residual_mean"] = terms.backward_residual.detach().mean()
+        aux.update(residual=terms.residual.detach(), v_loss=loss.detach() / self.num_seeds,
+                   v_mean=v.detach().mean())
         return grads, aux
 
     def _project(self, g_backward: list[torch.Tensor], g_forward: list[torch.Tensor]

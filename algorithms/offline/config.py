@@ -9,7 +9,8 @@ and the textbook variant is an option.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from rlcore.config import check_range
 from rlcore.errors import ConfigError
@@ -19,6 +20,10 @@ from rlcore.run import TrainConfig
 @dataclasses.dataclass
 class OfflineConfig(TrainConfig):
     """Data, preprocessing, policy network and evaluation settings shared by O-DICE, BC and IQL."""
+
+    auto_reward_transform: ClassVar[Mapping[str, str]] = {"locomotion": "return_range", "antmaze": "antmaze"}
+    """What reward_transform=auto means per task family (other families: none). An algorithm's config overrides
+    it (IQL: antmaze_iql), so data preparation knows no algorithm by name."""
 
     task: str | None = None
     """D4RL dataset name (e.g. hopper-medium-v2): picks the simulator, reference scores and preprocessing."""

@@ -1,16 +1,15 @@
-"""What O-DICE, BC and IQL share: batches with a leading seed dimension, acting, and state handling."""
+"""What the offline algorithms share: batches with a leading seed dimension, acting, and state handling."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from rlcore.algorithms.offline.policy import GaussianPolicy
 from rlcore.errors import ConfigError
 
 Batch = Mapping[str, torch.Tensor]
@@ -43,20 +42,36 @@ def clip_grad_norm_per_seed(params: list[torch.Tensor], max_norm: float | None) 
     return norms
 
 
+class Policy(Protocol):
+    """What the offline family needs of a policy network: a deterministic ``act`` for K seeds at once, and the
+    ``nn.Module`` state that ``checkpoints/best`` saves (a Gaussian policy, a deterministic actor, ...)."""
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """(K, N, obs_dim) -> (K, N, act_dim) actions in [-1, 1]."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> Any: ...
+
+
 class EnsembleAlgorithm:
-    """Base of the offline algorithms: K seeds trained together, a Gaussian ``policy``, and named modules and
-    optimisers that make up the checkpointed state."""
+    """Base of the offline algorithms: K seeds trained together, a ``policy`` that acts (any :class:`Policy`), and
+    named modules and optimisers that make up the checkpointed state."""
 
     num_seeds: int
-    policy: GaussianPolicy
+    policy: Policy
     steps: int
+    console_keys: tuple[str, ...] = ()
+    """Training metrics shown beside the progress bar."""
 
     def modules(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 
     def compile_networks(self) -> None:
         """``torch.compile`` every network in place (``cfg.compile``); parameters and state-dict keys are unchanged."""
-        if next(self.policy.parameters()).device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
+        device = next(p for m in self.modules().values() for p in m.parameters()).device
+        if device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
             raise ConfigError("compile=true on CPU needs a C++ compiler (g++, or $CXX): install one "
                               "(e.g. apt-get install g++) or set compile=false")
         # O-DICE backpropagates twice through V(s) (forward and mean-term gradients, retain_graph=True), which
@@ -71,7 +86,7 @@ class EnsembleAlgorithm:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """Deterministic actions (mean clipped to [-1, 1]).
+        """Deterministic actions in [-1, 1] from ``policy.act`` (the Gaussian policy: its mean, clipped).
 
         One seed: (..., obs_dim) -> (..., act_dim); K seeds: (K, N, obs_dim) -> (K, N, act_dim).
         """

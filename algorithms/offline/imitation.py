@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from rlcore.algorithms.offline.nets import EnsembleMLP, seed_generators
 from rlcore.envs.offline import OfflineDataset, concatenate
 from rlcore.errors import DataError
-from rlcore.nets import EnsembleMLP, seed_generators
 
 
 def single_trajectory(dataset: OfflineDataset, index: int) -> OfflineDataset:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from rlcore.algorithms.offline.losses import gaussian_nll
-from rlcore.nets import EnsembleMLP
+from rlcore.algorithms.offline.nets import EnsembleMLP
 
 
 class GaussianPolicy(nn.Module):

@@ -9,14 +9,12 @@ and :func:`rlcore.load_policy`.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
 from rlcore.algorithm import AlgorithmSpec, Flag, Inputs
 from rlcore.algorithms.offline.cli import eval_command, load_offline_policy
 from rlcore.algorithms.offline.config import OfflineConfig
-from rlcore.errors import UserError
 
 FLAGS = (
     Flag("--task", "task", "D4RL name, e.g. hopper-medium-v2 (simulator, scores, preprocessing)"),
@@ -30,37 +28,27 @@ def _task(cfg: OfflineConfig) -> str:
     return cfg.task or cfg.env or Path(cfg.dataset or "data").stem
 
 
-def _prepare(cfg: OfflineConfig, name: str, run_dir: Path, dataset: Any, device: Any) -> Any:
-    """:func:`prepare_data` for this run (adapts to the signature before user datasets were accepted)."""
-    from rlcore.algorithms.offline.data import prepare_data
-
-    if "dataset" in inspect.signature(prepare_data).parameters:
-        return prepare_data(cfg, run_dir, dataset=dataset, progress=cfg.progress, device=device)
-    if dataset is not None:
-        raise UserError("this build of rlcore cannot train offline algorithms on a dataset object yet; pass the "
-                        "data as config keys task/dataset")
-    return prepare_data(cfg, name, run_dir, progress=cfg.progress, device=device)
-
-
 def offline_algorithm(*, name: str, title: str, help: str, config: type[OfflineConfig], algorithm: type
                       ) -> AlgorithmSpec:
     """The spec of the offline algorithm ``name``: ``algorithm(cfg, obs_dim, act_dim, device=...)`` with
-    ``update(batch)``, ``act(obs)``, ``state_dict()``, ``load_state_dict()`` and a ``policy`` module."""
+    ``update(batch)``, ``act(obs)``, ``state_dict()``, ``load_state_dict()`` and a ``policy`` module; an optional
+    class attribute ``console_keys`` names the training metrics shown beside the progress bar."""
 
     def build(cfg: OfflineConfig, run: Any, inputs: Inputs) -> Any:
         import numpy as np
 
+        from rlcore.algorithms.offline.data import prepare_data
         from rlcore.algorithms.offline.evaluation import best_policy_state, make_evaluator, policy_state
-        from rlcore.algorithms.offline.sampler import MultiSeedSampler
         from rlcore.checkpoint import write_state
+        from rlcore.envs.offline import DatasetSampler
         from rlcore.launcher import Job
         from rlcore.report import write_report
         from rlcore.runtime import resolve_device
 
         device = resolve_device(cfg.device)
-        data = _prepare(cfg, name, run.dir, inputs.dataset, device)
+        data = prepare_data(cfg, run.dir, dataset=inputs.dataset, progress=cfg.progress, device=device)
         algo = algorithm(cfg, data.dataset.obs_dim, data.dataset.act_dim, device=device)
-        sampler = MultiSeedSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
+        sampler = DatasetSampler(data.dataset, cfg.batch_size, cfg.seed_list, device)
         metric = "eval/normalized_score" if data.has_scores else "eval/return_mean"
         print(f"{title} on {data.target if isinstance(data.target, str) else data.target.name}: "
               f"{len(data.dataset)} transitions, {data.dataset.num_episodes} episodes, seeds {cfg.seed_list}, "
@@ -69,7 +57,7 @@ def offline_algorithm(*, name: str, title: str, help: str, config: type[OfflineC
                      float(np.mean(data.behaviour_returns)) if len(data.behaviour_returns) else None}
 
         return Job(algo, sampler, evaluate=make_evaluator(cfg, data, device), best_key=metric,
-                   console_keys=("train/v_loss", "train/policy_loss", metric),
+                   console_keys=(*algorithm.console_keys, metric),
                    extra_state=lambda: policy_state(data),
                    save_best=lambda directory: write_state(best_policy_state(algo, data), directory),
                    summary_extra=lambda: behaviour,

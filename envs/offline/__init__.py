@@ -24,7 +24,12 @@ from rlcore.envs.offline.policies import (
     load_run_policy,
     resolve_policy,
 )
-from rlcore.envs.offline.preprocessing import ObservationNormalizer, antmaze_rewards, scale_rewards_by_return_range
+from rlcore.envs.offline.preprocessing import (
+    ObservationNormalizer,
+    antmaze_rewards,
+    scale_rewards_by_return_range,
+    transform_rewards,
+)
 from rlcore.envs.offline.readers import DEFAULT_DATASET, load_dataset, qlearning_dataset
 from rlcore.envs.offline.registry import Task, all_tasks, get_task, normalized_score, register_task
 from rlcore.envs.offline.sampler import DatasetSampler, dataset_tensors
@@ -59,4 +64,5 @@ __all__ = [
     "resolve_policy",
     "save_dataset",
     "scale_rewards_by_return_range",
+    "transform_rewards",
 ]

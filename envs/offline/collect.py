@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rlcore import __version__
 from rlcore.envs.offline.dataset import OfflineDataset, concat_arrays
 from rlcore.envs.offline.hdf5 import read_hdf5, write_hdf5
 from rlcore.envs.offline.policies import GaussianNoise, Policy, resolve_policy
@@ -60,9 +61,15 @@ def collect(env: str | Task, policy: str | Policy, *, steps: int | None = None, 
     name = env.name if isinstance(env, Task) else str(env)
     metadata = {"source": f"collect:{name}", "env_id": env_id, "task": name, "policy": description,
                 "seed": seed, "noise": noise, "stochastic": stochastic, "num_envs": num_envs,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "created_by": f"rlcore.envs.offline.collect (python {platform.python_version()})"}
+                **_created("collect")}
     return OfflineDataset.from_arrays(**arrays, metadata=metadata)
+
+
+def _created(what: str) -> dict[str, str]:
+    """When and by what a file was made (``created_by`` starts with "rlcore": data.json calls it generated)."""
+    return {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created_by": f"rlcore.envs.offline.collect.{what} (rlcore {__version__}, python "
+                          f"{platform.python_version()})"}
 
 
 def _episode_arrays(episode: Episode) -> dict[str, np.ndarray]:
@@ -106,6 +113,6 @@ def mix_files(paths: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
     dropped = sorted({k for a, _ in parts for k in a} - set(arrays))
     attrs = {"mixture_of": [str(p) for p in paths], "mixture_steps": [len(a["rewards"]) for a, _ in parts],
              "mixture_sources": [attrs.get("policy", "?") for _, attrs in parts],
-             "env_id": env_ids[0] if len(env_ids) == 1 else None}
+             "env_id": env_ids[0] if len(env_ids) == 1 else None, **_created("mix_files")}
     write_hdf5(out, arrays, attrs)
     return {"out": str(out), "steps": len(arrays["rewards"]), "parts": attrs["mixture_steps"], "dropped_keys": dropped}

@@ -29,8 +29,12 @@ def scale_rewards_by_return_range(dataset: OfflineDataset, scale: float = 1000.0
                            metadata={**dataset.metadata, "reward_scale": factor})
 
 
-def antmaze_rewards(dataset: OfflineDataset, mode: Literal["odice", "iql"] = "odice") -> OfflineDataset:
-    """AntMaze reward shaping: ``odice`` maps r -> 0 if r == 1 else -3 (O-DICE reference); ``iql`` maps r -> r - 1.
+AntMazeMode = Literal["penalty", "shift"]
+
+
+def antmaze_rewards(dataset: OfflineDataset, mode: AntMazeMode = "penalty") -> OfflineDataset:
+    """AntMaze reward shaping: ``penalty`` maps r -> 0 if r == 1 else -3 (the O-DICE reference); ``shift`` maps
+    r -> r - 1 (IQL's).
 
     AntMaze rewards are sparse 0/1; anything else is an error (wrong dataset for this transform).
     """
@@ -39,13 +43,30 @@ def antmaze_rewards(dataset: OfflineDataset, mode: Literal["odice", "iql"] = "od
         bad = r[(r != 0) & (r != 1)][0]
         raise DataError(f"{dataset.metadata.get('source', 'dataset')}: AntMaze rewards must be 0 or 1, found {bad}; "
                         "apply antmaze_rewards only to AntMaze datasets")
-    if mode == "odice":
+    if mode == "penalty":
         shaped = np.where(r == 1, 0.0, -3.0)
-    elif mode == "iql":
+    elif mode == "shift":
         shaped = r - 1.0
     else:
-        raise ValueError(f"unknown antmaze reward mode '{mode}'; use 'odice' or 'iql'")
+        raise ValueError(f"unknown antmaze reward mode '{mode}'; use 'penalty' or 'shift'")
     return dataset.replace(rewards=shaped, metadata={**dataset.metadata, "antmaze_rewards": mode})
+
+
+RewardTransform = Literal["none", "return_range", "antmaze", "antmaze_iql"]
+
+
+def transform_rewards(dataset: OfflineDataset, transform: RewardTransform) -> OfflineDataset:
+    """Apply a reward transform by name: ``return_range`` (:func:`scale_rewards_by_return_range`), ``antmaze``
+    (O-DICE's r -> 0 if r == 1 else -3), ``antmaze_iql`` (IQL's r - 1) or ``none``."""
+    if transform == "none":
+        return dataset
+    if transform == "return_range":
+        return scale_rewards_by_return_range(dataset)
+    if transform == "antmaze":
+        return antmaze_rewards(dataset, "penalty")
+    if transform == "antmaze_iql":
+        return antmaze_rewards(dataset, "shift")
+    raise ValueError(f"unknown reward transform {transform!r}; use none, return_range, antmaze or antmaze_iql")
 
 
 class ObservationNormalizer:

@@ -1,5 +1,6 @@
-"""``load_dataset``: D4RL HDF5 files, local Minari datasets, legacy ``d4rl`` names and the embedded default, all
-turned into a validated :class:`OfflineDataset` with D4RL ``qlearning_dataset`` semantics.
+"""``load_dataset``: D4RL HDF5 files, numpy arrays in D4RL layout, local Minari datasets, legacy ``d4rl`` names and
+the embedded default, all turned into a validated :class:`OfflineDataset` with D4RL ``qlearning_dataset``
+semantics.
 
 ``qlearning_dataset`` semantics (as D4RL's function of that name): a step flagged ``timeouts`` is not used as a
 transition (its next observation belongs to the next episode in files without ``next_observations``), the
@@ -11,6 +12,7 @@ split every ``max_episode_steps`` of the task, as D4RL does.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ import numpy as np
 from rlcore.envs.offline.dataset import OfflineDataset, concat_arrays
 from rlcore.envs.offline.hdf5 import read_hdf5
 from rlcore.envs.offline.registry import MINARI_PORTS, Task, get_task, is_task
-from rlcore.envs.offline.validation import check_arrays, check_keys, check_sizes
+from rlcore.envs.offline.validation import OPTIONAL, REQUIRED, check_arrays, check_keys, check_sizes
 from rlcore.errors import DataError, UserError
 
 DEFAULT_DATASET = "pendulum-scripted-v0"
@@ -82,12 +84,15 @@ def _timeouts_every(terminals: np.ndarray, max_episode_steps: int) -> np.ndarray
     return timeouts
 
 
-def load_dataset(path_or_name: str | os.PathLike, *, task: str | Task | None = None,
-                 obs_keys: Sequence[str] | None = None) -> OfflineDataset:
+def load_dataset(path_or_name: str | os.PathLike | Mapping[str, np.ndarray] | OfflineDataset, *,
+                 task: str | Task | None = None, obs_keys: Sequence[str] | None = None) -> OfflineDataset:
     """Load and validate an offline dataset.
 
-    ``path_or_name``: a D4RL-layout HDF5 file; a Minari dataset (``minari:<id>``, a local dataset id, a registered
-    port such as ``mujoco/hopper/medium-v0``, or its directory; downloaded by Minari when missing); a D4RL name
+    ``path_or_name``: an :class:`OfflineDataset` (used as it is); a dict of numpy arrays in D4RL layout
+    (``observations``, ``actions``, ``rewards``, ``terminals``, optional ``timeouts`` and ``next_observations``:
+    read exactly as the same arrays in an HDF5 file would be); a D4RL-layout HDF5 file; a Minari dataset
+    (``minari:<id>``, a local dataset id, a registered port such as ``mujoco/hopper/medium-v0``, or its directory;
+    downloaded by Minari when missing); a D4RL name
     such as ``hopper-medium-v2`` (through the ``d4rl`` package when it imports, else its file in
     ``$D4RL_DATASET_DIR`` or ``~/.d4rl/datasets``, downloaded first when missing: see
     :mod:`rlcore.envs.offline.download`); or ``pendulum-scripted-v0``, the embedded default. ``task`` (defaults
@@ -101,6 +106,15 @@ def load_dataset(path_or_name: str | os.PathLike, *, task: str | Task | None = N
         >>> ds.obs_dim, ds.act_dim, len(ds)
         (3, 1, 9950)
     """
+    if isinstance(path_or_name, (OfflineDataset, Mapping)):
+        task = get_task(task) if isinstance(task, str) else task
+        max_steps = task.max_episode_steps if task is not None else None
+        if isinstance(path_or_name, OfflineDataset):  # a copy of the metadata: the caller's object is not touched
+            dataset = dataclasses.replace(path_or_name, metadata={"source": "dataset", "format": "dataset",
+                                                                  **path_or_name.metadata})
+        else:
+            dataset = _from_arrays(path_or_name, max_steps)
+        return _checked(dataset, task)
     name = os.fspath(path_or_name)
     if task is None and is_task(name):
         task = name
@@ -123,11 +137,25 @@ def load_dataset(path_or_name: str | os.PathLike, *, task: str | Task | None = N
     else:
         raise DataError(f"dataset '{name}' not found: not a file, a local Minari dataset or a D4RL name; "
                         "check the path (D4RL files are HDF5, e.g. hopper_medium-v2.hdf5)")
+    return _checked(dataset, task)
+
+
+def _checked(dataset: OfflineDataset, task: Task | None) -> OfflineDataset:
+    """``dataset`` after checking its sizes against ``task``'s simulator (and noting the task)."""
     if task is not None:
         check_sizes(dataset.obs_dim, dataset.act_dim, dataset.metadata["source"], task.name, task.env_id,
                     task.obs_dim, task.act_dim)
         dataset.metadata["task"] = task.name
     return dataset
+
+
+def _from_arrays(arrays: Mapping[str, Any], max_steps: int | None) -> OfflineDataset:
+    """Raw D4RL-layout arrays, validated and read as :func:`rlcore.envs.offline.hdf5.read_hdf5` reads a file."""
+    source = "arrays"
+    keys = [str(k) for k in arrays]
+    check_keys(keys, source, need_timeouts=max_steps is None)
+    raw = {k: np.asarray(arrays[k]) for k in (*REQUIRED, *OPTIONAL) if k in arrays}
+    return qlearning_dataset(check_arrays(raw, source), source, max_steps, metadata={"format": "arrays"})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -201,7 +229,8 @@ def _from_minari(name: str, obs_keys: Sequence[str] | None) -> OfflineDataset:
         raise DataError(f"'{source}' has no episodes; re-create the dataset")
     arrays = check_arrays(concat_arrays(parts, source), source)
     env_spec = ds.spec.env_spec
-    meta = {"format": "minari", "env_id": env_spec.id if env_spec is not None else None}
+    meta = {"format": "minari", "env_id": env_spec.id if env_spec is not None else None,
+            "minari_id": ds.spec.dataset_id, "minari_version": getattr(ds.spec, "minari_version", None)}
     return qlearning_dataset(arrays, source, metadata=meta)
 
 

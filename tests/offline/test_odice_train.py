@@ -16,7 +16,6 @@ from conftest import REPO, run_cli
 from rlcore.algorithm import ALGORITHMS
 from rlcore.algorithms.odice import ODICEConfig
 from rlcore.algorithms.offline.data import prepare_data
-from rlcore.algorithms.offline.sampler import MultiSeedSampler
 from rlcore.checkpoint import CheckpointManager
 from rlcore.config import load_config
 from rlcore.envs.offline import DatasetSampler, collect, load_dataset, save_dataset
@@ -37,7 +36,7 @@ def hopper_file(tmp_path_factory):
 
 
 def test_prepare_embedded_pendulum_scales_actions_and_scores_behaviour():
-    data = prepare_data(ODICEConfig(task="pendulum-scripted-v0", dataset="pendulum-scripted-v0"), "odice")
+    data = prepare_data(ODICEConfig(task="pendulum-scripted-v0", dataset="pendulum-scripted-v0"))
     raw = load_dataset("pendulum-scripted-v0")
     assert np.abs(data.dataset.actions).max() <= 1.0
     np.testing.assert_allclose(data.dataset.actions * 2.0, raw.actions, atol=1e-6)
@@ -49,7 +48,7 @@ def test_prepare_embedded_pendulum_scales_actions_and_scores_behaviour():
 
 def test_locomotion_rewards_are_scaled_by_return_range(hopper_file):
     cfg = ODICEConfig(task="hopper-medium-v2", dataset=str(hopper_file), normalize_obs=True)
-    data = prepare_data(cfg, "odice")
+    data = prepare_data(cfg)
     raw = load_dataset(hopper_file, task="hopper-medium-v2")
     returns = raw.episode_returns()
     np.testing.assert_allclose(data.dataset.rewards, raw.rewards * 1000 / (returns.max() - returns.min()), rtol=1e-5)
@@ -60,14 +59,14 @@ def test_locomotion_rewards_are_scaled_by_return_range(hopper_file):
 
 def test_single_trajectory_il_has_zero_rewards(hopper_file):
     cfg = ODICEConfig(task="hopper-expert-v2", dataset=str(hopper_file), il_mode="single_trajectory", il_trajectory=2)
-    data = prepare_data(cfg, "odice")
+    data = prepare_data(cfg)
     raw = load_dataset(hopper_file, task="hopper-expert-v2")
     assert len(data.dataset) == raw.episode_lengths()[2]
     assert not data.dataset.rewards.any()
     assert data.behaviour_returns[0] == pytest.approx(raw.episode_returns()[2])
     with pytest.raises(DataError, match="out of range"):
         prepare_data(ODICEConfig(task="hopper-expert-v2", dataset=str(hopper_file), il_mode="single_trajectory",
-                                 il_trajectory=99), "odice")
+                                 il_trajectory=99))
 
 
 def test_discriminator_il_rewards_prefer_expert_data(tmp_path):
@@ -77,27 +76,27 @@ def test_discriminator_il_rewards_prefer_expert_data(tmp_path):
     save_dataset(collect("Pendulum-v1", "random", episodes=8, seed=2), mixed)
     cfg = ODICEConfig(env="Pendulum-v1", dataset=str(mixed), il_mode="discriminator", expert_dataset=str(expert),
                       expert_trajectories=2, disc_steps=300, disc_hidden=[32, 32])
-    data = prepare_data(cfg, "odice", run_dir=tmp_path / "run", progress=False)
+    data = prepare_data(cfg, tmp_path / "run", progress=False)
     raw_mixed = load_dataset(mixed)
     n_mixed = len(raw_mixed)
     assert len(data.dataset) == n_mixed + load_dataset(expert).episode_lengths()[:2].sum()
     assert data.dataset.rewards[n_mixed:].mean() > data.dataset.rewards[:n_mixed].mean() + 0.5
-    cached = prepare_data(cfg, "odice", run_dir=tmp_path / "run", progress=False)  # reuses the saved rewards
+    cached = prepare_data(cfg, tmp_path / "run", progress=False)  # reuses the saved rewards
     np.testing.assert_array_equal(cached.dataset.rewards, data.dataset.rewards)
 
 
 def test_bad_data_inputs_are_clear(hopper_file):
     with pytest.raises(ConfigError, match="no task or environment"):
-        prepare_data(ODICEConfig(dataset=str(hopper_file)), "odice")
+        prepare_data(ODICEConfig(dataset=str(hopper_file)))
     with pytest.raises(DataError, match="observations of size 11"):
-        prepare_data(ODICEConfig(env="Pendulum-v1", dataset=str(hopper_file)), "odice")
+        prepare_data(ODICEConfig(env="Pendulum-v1", dataset=str(hopper_file)))
     with pytest.raises(ConfigError, match="expert_dataset"):
         ODICEConfig(il_mode="discriminator")
 
 
 def test_multi_seed_sampler_matches_single_seed_samplers():
     data = load_dataset("pendulum-scripted-v0")
-    multi = MultiSeedSampler(data, 16, [3, 5], torch.device("cpu"))
+    multi = DatasetSampler(data, 16, [3, 5], torch.device("cpu"))
     singles = [DatasetSampler(data, 16, seed=s) for s in (3, 5)]
     for _ in range(3):
         batch = multi.sample()

@@ -12,6 +12,7 @@ from offline_helpers import episodic_arrays, write_file
 
 from rlcore.envs.offline import OfflineDataset, concatenate, load_dataset, qlearning_dataset
 from rlcore.envs.offline.hdf5 import read_hdf5
+from rlcore.envs.offline.provenance import provenance
 from rlcore.envs.offline.validation import check_arrays
 from rlcore.errors import DataError
 
@@ -243,6 +244,9 @@ def test_minari_local_dataset(tmp_path, monkeypatch):
         # both episodes end without a terminal (time limit; data cut), so their last step is dropped
         assert ds.episode_lengths().tolist() == [19, 11]
         np.testing.assert_allclose(ds.episode_returns(), expected_returns, rtol=1e-5)
+        found = provenance(ds)  # what data.json records: id and version, never D4RL's data
+        assert (found["source"], found["id"], found["version"]) == ("minari", "test/pendulum-v0", 0)
+        assert found["minari_version"] == minari.__version__ and found["d4rl_compatible"] is False
 
 
 @pytest.mark.parametrize("module", ["dataset", "registry", "readers", "collect", "evaluation", "sampler", "simulator"])

@@ -48,11 +48,11 @@ def test_return_range_scaling_needs_a_range():
 
 def test_antmaze_rewards():
     ds = dataset().replace(rewards=np.array([0, 1] * 9 + [0, 0, 1], dtype=np.float32)[:19])
-    odice = antmaze_rewards(ds, "odice")
+    odice = antmaze_rewards(ds, "penalty")
     np.testing.assert_array_equal(odice.rewards, np.where(ds.rewards == 1, 0.0, -3.0))
-    np.testing.assert_array_equal(antmaze_rewards(ds, "iql").rewards, ds.rewards - 1.0)
+    np.testing.assert_array_equal(antmaze_rewards(ds, "shift").rewards, ds.rewards - 1.0)
     with pytest.raises(DataError, match="AntMaze rewards must be 0 or 1"):
-        antmaze_rewards(dataset(), "odice")
+        antmaze_rewards(dataset(), "penalty")
     with pytest.raises(ValueError, match="unknown antmaze reward mode"):
         antmaze_rewards(ds, "other")
 
