@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from rlcore.algorithms.grpo.completions import CompletionLog
 from rlcore.algorithms.grpo.config import GRPOConfig
-from rlcore.completions import CompletionLog
 from rlcore.distributed import Distributed
 
 if TYPE_CHECKING:

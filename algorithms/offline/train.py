@@ -67,10 +67,13 @@ def train(algo_name: str, cfg: OfflineConfig, run_dir: str | Path | None = None,
 
 
 def describe_summary(algo_name: str, summary: dict[str, Any], metric: str) -> str:
+    """The closing line: last and best mean of ``metric`` (the best mean over seeds at one step, with that step)."""
     last, best = summary["last"], summary["best"]
     name = "normalised score" if metric.endswith("normalized_score") else "return"
-    text = (f"{TITLES[algo_name]}: {name} last {last['metrics'][metric]:.1f} (step {last['step']}), "
-            f"best {best['metrics'][metric]:.1f} (step {best['step']})")
+    seeds = sum(k.startswith(f"{metric}/seed") for k in last["metrics"])
+    over = f" (mean over {seeds} seeds)" if seeds > 1 else ""
+    text = (f"{TITLES[algo_name]}: {name}{over} last {last['metrics'][metric]:.1f} (step {last['step']}), "
+            f"best mean {best['metrics'][metric]:.1f} (step {best['step']})")
     behaviour = summary.get("behaviour_score") if name == "normalised score" else summary.get("behaviour_return_mean")
     if behaviour is not None:
         text += f"; behaviour data {behaviour:.1f}"
