@@ -80,12 +80,12 @@ def step_metrics(rounds: list[Round]) -> dict[str, Tensor]:
 
 def round_metrics(scores: Scores, groups: Groups, shaped: Tensor, batch: Rollouts, is_truncated: Tensor,
                   shaping: dict[str, Tensor], diagnostics: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The train/* metrics of one round (this process's groups). ``reward_std`` is the mean over groups of the
-    rewards' standard deviation within the group, ``frac_reward_zero_std`` the share of groups whose rewards are all
+    """The train/* metrics of one round (this process's groups). ``reward_std`` is the standard deviation (n - 1) of
+    the rewards over all the round's responses, ``frac_reward_zero_std`` the share of groups whose rewards are all
     equal (no learning signal before shaping): TRL's ``reward_std`` and ``frac_reward_zero_std``."""
     return {
         "reward": groups.rewards.mean(), "accuracy": groups.correct.float().mean(), "shaped_reward": shaped.mean(),
-        "reward_std": groups.rewards.float().std(-1).nan_to_num(0.0).mean(),
+        "reward_std": groups.rewards.float().reshape(-1).std().nan_to_num(0.0),
         "frac_reward_zero_std": flat_groups(groups.rewards).float().mean(),
         "response_tokens": batch.response_mask.sum(-1).float().mean(), "truncated_frac": is_truncated.float().mean(),
         **{f"train/{k}": v.to(groups.rewards.device) for k, v in scores.means().items()},
