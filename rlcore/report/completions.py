@@ -70,7 +70,7 @@ def _response_line(d: dict[str, Any], width: int) -> str:
     if not math.isnan(d["nu"]):
         parts.append(_number("nu", d["nu"]))
     parts.append("correct" if d["correct"] else "wrong")
-    return "    " + "  ".join(p for p in parts if p) + f"  | {shorten(d['response'], width)}"
+    return "    " + "  ".join(p for p in parts if p) + f"  | {shorten(d['response'], width) or '(empty)'}"
 
 
 def format_completions(run_dir: str | Path, step: str = "last", top: int = 5, width: int = 80) -> str:

@@ -63,8 +63,9 @@ def _grid(plt: Any, panels: int, cols: int, width: float, height: float) -> tupl
     return fig, list(axes.flat)
 
 
-def _save(plt: Any, fig: Any, path: Path) -> None:
-    fig.tight_layout()
+def _save(plt: Any, fig: Any, path: Path, top: float = 1.0) -> None:
+    """Lay out (below ``top``, the share of the height left to a figure title) and write the figure."""
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, top))
     fig.savefig(path)
     plt.close(fig)
 
@@ -99,7 +100,7 @@ def plot_curves(cells: list[CellResult], metric: str, path: Path) -> None:
         ax.legend(fontsize=7)
     if len(panels) > 1:
         fig.suptitle(f"{metric}: mean ± standard error over seeds")
-    _save(plt, fig, path)
+    _save(plt, fig, path, top=1.0 - 0.3 / fig.get_figheight() if len(panels) > 1 else 1.0)
 
 
 def plot_final(cells: list[CellResult], metric: str, path: Path) -> None:
@@ -151,11 +152,12 @@ def plot_training(cells: list[CellResult], panels: list[str], path: Path, window
                 _draw(ax, c.signals[key], f"C{i % 10}", f"{c.name} (n={len(c.signals[key])})", w)
         ax.set_title(f"{key} ({f'moving average of {w} logs' if w > 1 else 'not smoothed'})", fontsize=8)
         ax.set_xlabel("step", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6)
     fig.suptitle("training signals: mean ± standard error over seeds", fontsize=10)
-    _save(plt, fig, path)
+    _save(plt, fig, path, top=1.0 - 0.3 / fig.get_figheight())
     return True
 
 
