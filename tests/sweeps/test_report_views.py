@@ -66,6 +66,8 @@ def test_report_cli_curves_option(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--curves", "train/loss"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "logged: eval/pass@1, geom/mean_cos, geom/mean_nu" in err
+    assert main(["report", str(tmp_path), "--smooth", "0"]) == 2
+    assert "--smooth must be at least 1" in capsys.readouterr().err
 
 
 def test_vectorised_offline_run_counts_its_seeds_per_metric(tmp_path):
