@@ -99,7 +99,9 @@ def train_loop(
     last step, and when ``stop`` is requested: the loop then ends after the current update. ``agree(flags)`` makes
     the processes of a distributed run take those decisions together (True where any process says so).
 
-    Returns the summary: status (finished or stopped), the step reached, last and best evaluation, wall time.
+    Returns the summary: status (finished or stopped), the step reached, last and best evaluation, wall time, and
+    ``best_mean``: ``{"metric", "value", "step"}`` of the best evaluation of ``best_key`` (for a run of several
+    seeds, ``best_key`` is their mean: the best MEAN over seeds at one step, the one meaning of "best").
     """
     cfg = run.config
     start = 0
@@ -184,4 +186,5 @@ def train_loop(
 
     return {"status": "finished" if step >= cfg.max_steps else "stopped", "step": step, "steps": cfg.max_steps,
             "wall_s": round(time.perf_counter() - t0, 3), "resumed_from": start, "last": last, "best": best,
-            "best_key": best_key}
+            "best_key": best_key, "best_mean": None if best is None or best_key is None else
+            {"metric": best_key, "value": best["metrics"][best_key], "step": best["step"]}}

@@ -85,7 +85,7 @@ def llm_algorithm(*, name: str, title: str, help: str, config: type[GRPOConfig],
 
     def build(cfg: GRPOConfig, run: Any, inputs: Inputs) -> Any:
         from rlcore.algorithms.grpo.data import PromptSampler
-        from rlcore.completions import CompletionLog
+        from rlcore.algorithms.grpo.completions import CompletionLog
         from rlcore.launcher import Job
 
         dist = inputs.processes.dist

@@ -106,13 +106,12 @@ def geometry_diagnostics(groups: Groups, shaped: Tensor) -> dict[str, Tensor]:
     """The per-step diagnostics of docs/g2rl.md "Paper numbers", as 0-d tensors.
 
     ``mean_cos`` and ``neg_frac``: mean pairwise cosine of Phi within groups and the share of negative pairs;
-    ``mean_nu``: mean novelty; ``zero_var_frac``: share of groups whose rewards are all equal;
-    ``rescued_frac``: share of those groups that the shaping gave unequal rewards (0 when there are none).
+    ``mean_nu``: mean novelty; ``rescued_frac``: share of the groups whose rewards are all equal that the shaping
+    gave unequal rewards (0 when there are none; the share of such groups is ``train/frac_reward_zero_std``).
     """
     zero_var = flat_groups(groups.rewards)
     rescued = zero_var & ~flat_groups(shaped)
-    out = {"zero_var_frac": zero_var.float().mean(),
-           "rescued_frac": rescued.sum() / zero_var.sum().clamp_min(1)}
+    out = {"rescued_frac": rescued.sum() / zero_var.sum().clamp_min(1)}
     if groups.features is not None:
         stats = pairwise_stats(cosine_matrix(groups.features.float()))
         out.update(mean_cos=stats.mean_cos, neg_frac=stats.neg_frac)

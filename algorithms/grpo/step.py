@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rlcore.algorithms.grpo.rewards import Scores
 from rlcore.algorithms.grpo.rollouts import Rollouts
-from rlcore.algorithms.grpo.shaping import Groups
+from rlcore.algorithms.grpo.shaping import Groups, flat_groups
 from rlcore.envs.reasoning import MathRecord
 from rlcore.rollout import Completion
 
@@ -80,9 +80,13 @@ def step_metrics(rounds: list[Round]) -> dict[str, Tensor]:
 
 def round_metrics(scores: Scores, groups: Groups, shaped: Tensor, batch: Rollouts, is_truncated: Tensor,
                   shaping: dict[str, Tensor], diagnostics: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The train/* metrics of one round (this process's groups)."""
+    """The train/* metrics of one round (this process's groups). ``reward_std`` is the standard deviation (n - 1) of
+    the rewards over all the round's responses, ``frac_reward_zero_std`` the share of groups whose rewards are all
+    equal (no learning signal before shaping): TRL's ``reward_std`` and ``frac_reward_zero_std``."""
     return {
         "reward": groups.rewards.mean(), "accuracy": groups.correct.float().mean(), "shaped_reward": shaped.mean(),
+        "reward_std": groups.rewards.float().reshape(-1).std().nan_to_num(0.0),
+        "frac_reward_zero_std": flat_groups(groups.rewards).float().mean(),
         "response_tokens": batch.response_mask.sum(-1).float().mean(), "truncated_frac": is_truncated.float().mean(),
         **{f"train/{k}": v.to(groups.rewards.device) for k, v in scores.means().items()},
         **{f"shaping/{k}": v for k, v in shaping.items()},
@@ -91,8 +95,8 @@ def round_metrics(scores: Scores, groups: Groups, shaped: Tensor, batch: Rollout
 
 
 def completion_records(step: int, r: Round, is_truncated: Tensor, group_offset: int = 0) -> list[dict[str, Any]]:
-    """One JSON-ready record per response of round ``r`` (see ``rlcore.completions``); ``group`` is the group's
-    position in the round over all processes (this process's first group is ``group_offset``)."""
+    """One JSON-ready record per response of round ``r`` (the format of ``rlcore.report.completions``); ``group`` is
+    the group's position in the round over all processes (this process's first group is ``group_offset``)."""
     m = r.shaped.shape[-1]
     flat = {"reward": r.groups.rewards, "shaped_reward": r.shaped, "advantage": r.advantages}
     values = {k: v.reshape(-1).double().cpu().tolist() for k, v in flat.items()}
@@ -103,7 +107,8 @@ def completion_records(step: int, r: Round, is_truncated: Tensor, group_offset: 
     out = []
     for i, (c, rec) in enumerate(zip(r.completions, r.records)):
         out.append({
-            "step": step, "round": r.index, "prompt_id": rec.id, "group": group_offset + i // m, "response": c.text,
+            "step": step, "round": r.index, "prompt_id": rec.id, "prompt": rec.prompt, "group": group_offset + i // m,
+            "response": c.text,
             "rewards": {n: (None if s != s else s) for n, s in zip(r.scores.names, per_function[i])},
             **{k: v[i] for k, v in values.items()}, "nu": nu[i] if nu is not None else None,
             "length": len(c.token_ids), "truncated": bool(is_truncated[i]), "correct": bool(correct[i]),

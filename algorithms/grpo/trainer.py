@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlcore.algorithms.grpo.completions import CompletionLog
 from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.data import build_problems, load_records
 from rlcore.algorithms.grpo.dynamic import assemble_rounds, enough, informative_groups
@@ -51,7 +52,6 @@ from rlcore.algorithms.grpo.shaping import (
 )
 from rlcore.algorithms.grpo.state import TrainerState
 from rlcore.algorithms.grpo.step import Round, completion_records, loss_keep, round_metrics, step_metrics, truncated
-from rlcore.completions import CompletionLog
 from rlcore.distributed import Distributed
 from rlcore.envs.reasoning import record_answer
 from rlcore.envs.reasoning.rewards import REWARD_RANGES

@@ -68,8 +68,10 @@ def offline_algorithm(*, name: str, title: str, help: str, config: type[OfflineC
         metric = summary["best_key"]
         last, best = summary["last"], summary["best"]
         what = "normalised score" if metric.endswith("normalized_score") else "return"
-        text = (f"{title}: {what} last {last['metrics'][metric]:.1f} (step {last['step']}), "
-                f"best {best['metrics'][metric]:.1f} (step {best['step']})")
+        seeds = sum(k.startswith(f"{metric}/seed") for k in last["metrics"])
+        over = f" (mean over {seeds} seeds)" if seeds > 1 else ""
+        text = (f"{title}: {what}{over} last {last['metrics'][metric]:.1f} (step {last['step']}), "
+                f"best mean {best['metrics'][metric]:.1f} (step {best['step']})")
         behaviour = summary.get("behaviour_score" if what == "normalised score" else "behaviour_return_mean")
         if behaviour is not None:
             text += f"; behaviour data {behaviour:.1f}"

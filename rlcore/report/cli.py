@@ -3,34 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from rlcore.cli.commands import Command
+from rlcore.errors import UserError
 from rlcore.report.write import write_report
-from rlcore.sweep.spec import SWEEP_FILE
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", help="a sweep folder (rlcore ablate --out) or any folder of run directories")
     parser.add_argument("--metric", help="metric(s) to tabulate, comma-separated (default: the sweep spec's, else "
                         "the first the runs logged of eval/normalized_score, eval/return_mean, eval/pass@1)")
-    parser.add_argument("--completions", metavar="STEP", help="instead of tables: the most and least novel "
-                        "correct responses of STEP (a number or 'last') from the run's completions.jsonl")
-    parser.add_argument("--top", type=int, default=3, help="with --completions: responses shown per list")
+    parser.add_argument("--curves", metavar="KEY,...", help="panels of training_curves.png, comma-separated "
+                        "(default: every train/* signal the runs logged and the mean novelty geom/mean_nu)")
+    parser.add_argument("--smooth", type=int, metavar="N", help="moving-average window of training_curves.png in "
+                        "logged points (default: about a tenth of the points; 1: none)")
+    parser.add_argument("--baseline", metavar="ALGO", help="add 'relative to ALGO (last)': each score minus that "
+                        "of the cell running ALGO (config 'algo') on the same data (default: the sweep spec's)")
+    parser.add_argument("--completions", metavar="STEP", help="instead of tables: the responses of STEP (a number or "
+                        "'last') from the run's completions.jsonl, grouped per prompt with counts and scores")
+    parser.add_argument("--top", type=int, default=5, help="with --completions: distinct responses shown per prompt")
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.completions is not None:
-        from rlcore.completions import format_novel
+        from rlcore.report.completions import format_completions
 
-        print(format_novel(args.dir, args.completions, args.top))
+        print(format_completions(args.dir, args.completions, args.top))
         return 0
-    metric = args.metric
-    sweep = Path(args.dir) / SWEEP_FILE
-    if metric is None and sweep.is_file():
-        metric = json.loads(sweep.read_text())["spec"].get("metric")
-    path = write_report(args.dir, metric)
+    if args.smooth is not None and args.smooth < 1:
+        raise UserError(f"--smooth must be at least 1 (1: no smoothing), got {args.smooth}")
+    curves = [k.strip() for k in args.curves.split(",") if k.strip()] if args.curves else None
+    path = write_report(args.dir, args.metric, baseline=args.baseline, curves=curves, smooth=args.smooth)
     print(path.read_text(encoding="utf-8").split("\n![")[0].rstrip())
     print(f"\nwritten: {path} (+ report.csv, PNG plots)")
     return 0

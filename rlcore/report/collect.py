@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,13 @@ from rlcore.logging import METRICS_FILE, read_metrics
 from rlcore.run import CONFIG_FILE
 
 _SEED_DIR = re.compile(r"^seeds?_[0-9-]+$")
+_PER_SEED = re.compile(r"^(?P<key>.+)/seed(?P<seed>[0-9]+)$")
 DEFAULT_METRICS = ("eval/normalized_score", "eval/return_mean", "eval/pass@1")
 """What the report tabulates when no metric is named: the first of these that the runs logged."""
+DATA_FILE = "data.json"
+"""Where an offline run records its data's provenance: ``{"source": "d4rl" | "minari" | "generated" | "user", ...}``."""
+UNKNOWN_SOURCE = "unknown"
+"""The source of a run without :data:`DATA_FILE` (older runs, runs on no dataset)."""
 
 
 @dataclass
@@ -30,25 +36,35 @@ class Series:
 
     @property
     def best(self) -> float:
+        """This seed's own maximum (the report's "best" is the best mean over seeds, see ``tables.best_mean``)."""
         return max(v for _, v in self.points)
 
 
 @dataclass
 class CellResult:
-    """The runs of one cell: their series of the metric and of every ``geom/*`` diagnostic, and what they ran."""
+    """The runs of one cell: each seed's series of every metric they logged, and what they ran on."""
 
     name: str
     series: list[Series] = field(default_factory=list)
-    geometry: dict[str, list[Series]] = field(default_factory=dict)
+    """The tabulated metric's series, one per seed."""
+    signals: dict[str, list[Series]] = field(default_factory=dict)
+    """Every logged metric (a vectorised run's ``<key>/seed<s>`` under ``<key>``) -> one series per seed."""
     tasks: set[str] = field(default_factory=set)
     algos: set[str] = field(default_factory=set)
     """The runs' algorithms (``algo:`` in their config.yaml)."""
     data: set[tuple[str | None, ...]] = field(default_factory=set)
     """What the runs trained and were scored on: (task, dataset, env) from their configs."""
+    sources: set[str] = field(default_factory=set)
+    """Where the runs' data came from: ``source`` of their data.json, or :data:`UNKNOWN_SOURCE`."""
     max_steps: int | None = None
     """The runs' planned number of steps (``max_steps`` in their config)."""
     logged_steps: list[int] = field(default_factory=list)
     """The last step each run logged anything at."""
+
+    @property
+    def geometry(self) -> dict[str, list[Series]]:
+        """The ``geom/*`` diagnostics among :attr:`signals`."""
+        return {k: v for k, v in self.signals.items() if k.startswith("geom/")}
 
     @property
     def finished(self) -> bool:
@@ -82,13 +98,42 @@ def pick_metric(root: Path) -> str:
     raise no_metric_error(root, " or ".join(DEFAULT_METRICS))
 
 
-def _series(records: list[dict[str, Any]], key: str, seed: int) -> Series | None:
-    points = sorted((int(r["step"]), float(r[key])) for r in records if key in r)
-    return Series(seed, points) if points else None
+def data_source(run: Path) -> str:
+    """``source`` of the run's data.json (``d4rl``, ``minari``, ``generated``, ``user``), else ``unknown``."""
+    path = run / DATA_FILE
+    if not path.is_file():
+        return UNKNOWN_SOURCE
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8")).get("source") or UNKNOWN_SOURCE)
+    except (json.JSONDecodeError, AttributeError):
+        return UNKNOWN_SOURCE
+
+
+def run_series(records: list[dict[str, Any]], seeds: list[int]) -> dict[str, list[Series]]:
+    """Every metric of one run -> its series per seed. A run of several seeds logs ``<key>/seed<s>`` per seed
+    next to their mean ``<key>``: the per-seed series stand for ``<key>``; a key logged only as a whole (a
+    training loss of a vectorised run) is one series under the run's first seed."""
+    points: dict[tuple[str, int | None], list[tuple[int, float]]] = {}
+    for r in records:
+        if "step" not in r:
+            continue
+        for k, v in r.items():
+            if k in ("step", "time") or not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            m = _PER_SEED.match(k)
+            where = (m["key"], int(m["seed"])) if m and len(seeds) > 1 else (k, None)
+            points.setdefault(where, []).append((int(r["step"]), float(v)))
+    per_seed = {k for k, s in points if s is not None}
+    out: dict[str, list[Series]] = {}
+    for (key, seed), found in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        if seed is None and key in per_seed:
+            continue
+        out.setdefault(key, []).append(Series(seeds[0] if seed is None else seed, sorted(found)))
+    return out
 
 
 def collect(root: Path, metric: str) -> list[CellResult]:
-    """Group runs into cells and read each seed's series of ``metric`` (and of every ``geom/*`` key)."""
+    """Group runs into cells and read each seed's series of every logged metric (``metric`` is tabulated)."""
     cells: dict[str, CellResult] = {}
     for run in find_runs(root):
         group = run.parent if _SEED_DIR.match(run.name) and run != root else run
@@ -100,19 +145,14 @@ def collect(root: Path, metric: str) -> list[CellResult]:
         if config.get(ALGO_KEY):
             cell.algos.add(str(config[ALGO_KEY]))
         cell.data.add(tuple(None if config.get(k) is None else str(config[k]) for k in ("task", "dataset", "env")))
+        cell.sources.add(data_source(run))
         if config.get("max_steps") is not None:
             cell.max_steps = int(config["max_steps"])
         records = read_metrics(run)
         cell.logged_steps.append(max((int(r["step"]) for r in records if "step" in r), default=0))
-        seeds = config.get("seeds") or [config.get("seed", 0)]
-        vectorised = len(seeds) > 1
-        for s in seeds:
-            found = _series(records, f"{metric}/seed{s}" if vectorised else metric, int(s))
-            if found is not None:
-                cell.series.append(found)
-        geom_keys = sorted({k for r in records for k in r if k.startswith("geom/")})
-        for key in geom_keys:
-            found = _series(records, key, int(seeds[0]))
-            if found is not None:
-                cell.geometry.setdefault(key, []).append(found)
+        seeds = [int(s) for s in (config.get("seeds") or [config.get("seed", 0)])]
+        for key, found in run_series(records, seeds).items():
+            cell.signals.setdefault(key, []).extend(found)
+    for cell in cells.values():
+        cell.series = cell.signals.get(metric, [])
     return [c for c in cells.values() if c.series or c.geometry]

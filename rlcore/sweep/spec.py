@@ -46,6 +46,8 @@ class SweepSpec:
     metric: str | None = None
     """Metric `rlcore report` tabulates (last and best per seed); several, comma-separated, give one table each.
     Default: the first the runs logged of eval/normalized_score, eval/return_mean, eval/pass@1."""
+    baseline: str | None = None
+    """An algorithm (a cell's `algo`) the report compares scores with: "relative to <baseline> (last)"."""
     vectorize_seeds: bool = False
     """Run all seeds of a cell in ONE run with `seeds=[...]` (for algorithms that train seeds vectorised)."""
     backend: Backend = "sequential"

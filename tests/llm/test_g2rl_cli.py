@@ -24,7 +24,8 @@ FAST = ["--set", "model=tiny", "--set", "max_steps=3", "--set", "eval_limit=2", 
         "--set", "prompts_per_step=2", "--set", "group_size=4", "--set", "mini_batch_size=4", "--set",
         "micro_batch_size=4", "--set", "max_new_tokens=6", "--set", "ckpt_every=1", "--set", "eval_every=2",
         "--set", "tensorboard=false", "--set", "progress=false", "--set", "threads=1"]
-GEOM = ("geom/mean_cos", "geom/neg_frac", "geom/mean_nu", "geom/zero_var_frac", "geom/rescued_frac")
+GEOM = ("geom/mean_cos", "geom/neg_frac", "geom/mean_nu", "geom/rescued_frac", "train/frac_reward_zero_std",
+        "train/reward_std")
 
 
 def _final(run_dir):

@@ -17,8 +17,8 @@ from g2rl_dist_worker import run  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from test_g2rl_distributed import SETTINGS  # noqa: E402
 
-from rlcore.completions import read_completions  # noqa: E402
 from rlcore.logging import read_metrics  # noqa: E402
+from rlcore.report.completions import read_completions  # noqa: E402
 
 # only odd problems get unequal rewards: rounds are needed, and some groups are dropped
 FEATURES = ["scaler=none", "reward_funcs=[distrewards:odd_prompt]", "dynamic_sampling=true", "max_gen_batches=3",

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import torch
 
+from rlcore.algorithms.grpo.completions import CompletionLog
 from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.dynamic import enough, informative_groups, pick_groups
 from rlcore.algorithms.grpo.rewards import (
@@ -20,9 +21,9 @@ from rlcore.algorithms.grpo.rewards import (
 )
 from rlcore.algorithms.grpo.rollouts import Rollouts
 from rlcore.algorithms.grpo.step import loss_keep
-from rlcore.completions import CompletionLog, format_novel, novel_correct, read_completions
 from rlcore.envs.reasoning import MathRecord
 from rlcore.errors import ConfigError, UserError
+from rlcore.report.completions import read_completions
 
 NAN = float("nan")
 
@@ -174,32 +175,25 @@ def _row(step, nu, correct=True, text="x", reward=1.0):
     return {"step": step, "prompt_id": "p", "response": text, "nu": nu, "correct": correct, "reward": reward}
 
 
-def test_completion_log_resume_and_novelty_report(tmp_path):
+def test_completion_log_resume(tmp_path):
+    """The viewer (rlcore report --completions) is tested in tests/sweeps/test_report_views.py."""
     log = CompletionLog(tmp_path)
     log.append([_row(1, 0.1), _row(1, 0.9, text="novel one"), _row(1, 0.95, correct=False)])
     log.append([_row(2, 0.5), _row(2, 0.2, text="dull one"), _row(2, 0.7, text="fresh one"), _row(2, None)])
     assert len(read_completions(tmp_path)) == 7
-    step, most, least = novel_correct(read_completions(tmp_path), None, k=1)
-    assert step == 2 and most[0]["response"] == "fresh one" and least[0]["response"] == "dull one"
-    step, most, least = novel_correct(read_completions(tmp_path), 1, k=5)
-    assert [r["nu"] for r in most] == [0.9, 0.1] == [r["nu"] for r in least]  # the incorrect 0.95 is not shown
-    text = format_novel(tmp_path, "2", k=2)
-    assert "fresh one" in text and "dull one" in text and text.index("fresh one") < text.index("least")
-    with pytest.raises(UserError, match="step 5"):
-        format_novel(tmp_path, "5")
     CompletionLog(tmp_path, resume_step=1)  # a resume from step 1 drops what a killed attempt logged after it
     assert [r["step"] for r in read_completions(tmp_path)] == [1, 1, 1]
     (tmp_path / "completions.jsonl").open("a").write(json.dumps(_row(2, 0.3))[:10])  # a torn last line
     assert len(read_completions(tmp_path)) == 3
 
 
-def test_report_command_shows_novel_responses(tmp_path, capsys):
+def test_report_command_shows_logged_responses(tmp_path, capsys):
     from rlcore.cli import main
 
     CompletionLog(tmp_path).append([_row(3, 0.8, text="alpha"), _row(3, 0.4, text="beta")])
     assert main(["report", str(tmp_path), "--completions", "last", "--top", "1"]) == 0
     out = capsys.readouterr().out
-    assert "step 3" in out and "alpha" in out.split("least")[0] and "beta" in out.split("least")[1]
+    assert "step 3" in out and "alpha" in out and "1 more distinct" in out
     assert main(["report", str(tmp_path / "none"), "--completions", "last"]) == 2
 
 

@@ -67,7 +67,8 @@ def test_one_update_changes_parameters_and_logs_geometry(trainer):
                 "grad_norm", "shaping/shaping_delta"):
         assert key in metrics and torch.isfinite(metrics[key]), key
     # the random tiny model never answers correctly: every group is uniform, and literal G2RL rescues all of them
-    assert metrics["geom/zero_var_frac"] == 1.0 and metrics["geom/rescued_frac"] == 1.0
+    assert metrics["frac_reward_zero_std"] == 1.0 and metrics["geom/rescued_frac"] == 1.0
+    assert metrics["reward_std"] == 0.0 and "geom/zero_var_frac" not in metrics
     assert trainer.steps == 1
 
 

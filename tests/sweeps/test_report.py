@@ -31,7 +31,7 @@ def _png_size(path):
 
 def test_report_numbers_equal_hand_computation(tmp_path):
     m = "eval/normalized_score"
-    curves = {("a", 0): [10, 30, 20], ("a", 1): [12, 14, 40], ("a", 2): [5, 6, 7], ("b", 0): [50, 40, 45]}
+    curves = {("a", 0): [10, 30, 20], ("a", 1): [12, 44, 40], ("a", 2): [5, 6, 7], ("b", 0): [50, 40, 45]}
     for (cell, seed), values in curves.items():
         records = [{"step": 100 * (i + 1), m: v, "train/loss": 1.0} for i, v in enumerate(values)]
         records.insert(1, {"step": 150, "train/loss": 0.5, "geom/mean_cosine": 0.1 * seed})
@@ -46,24 +46,32 @@ def test_report_numbers_equal_hand_computation(tmp_path):
     all_rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     rows = {r["cell"]: r for r in all_rows if r["metric"] == m}
     last_a = [20, 40, 7]
-    best_a = [30, 40, 7]
-    mean = sum(last_a) / 3
-    se = math.sqrt(sum((v - mean) ** 2 for v in last_a) / 2 / 3)
-    assert float(rows["a"]["last_mean"]) == pytest.approx(mean)
-    assert float(rows["a"]["last_stderr"]) == pytest.approx(se)
-    assert float(rows["a"]["best_mean"]) == pytest.approx(sum(best_a) / 3)
+    at_200 = [30, 44, 6]  # step 200 has the best mean over seeds (26.67), though seed 2 peaks later and seed 1 is
+    per_seed_best = [30, 44, 7]  # lower at 300: the mean of per-seed maxima (27.0) is no step's mean
+
+    def se(values):
+        m = sum(values) / len(values)
+        return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1) / len(values))
+
+    assert float(rows["a"]["last_mean"]) == pytest.approx(sum(last_a) / 3)
+    assert float(rows["a"]["last_stderr"]) == pytest.approx(se(last_a))
+    assert float(rows["a"]["best_mean"]) == pytest.approx(sum(at_200) / 3)
+    assert float(rows["a"]["best_stderr"]) == pytest.approx(se(at_200)) and rows["a"]["best_step"] == "200"
+    assert float(rows["a"]["mean_of_per_seed_best"]) == pytest.approx(sum(per_seed_best) / 3)
     assert rows["a"]["seeds"] == "3" and rows["b"]["seeds"] == "1"
     assert math.isnan(float(rows["b"]["last_stderr"]))
-    assert float(rows["c"]["last_mean"]) == pytest.approx(3.5) and float(rows["c"]["best_mean"]) == pytest.approx(4.0)
+    assert float(rows["c"]["last_mean"]) == pytest.approx(3.5) and float(rows["c"]["best_mean"]) == pytest.approx(3.5)
+    assert float(rows["c"]["mean_of_per_seed_best"]) == pytest.approx(4.0), "seed 0 peaks at 200, seed 1 at 100"
     text = report.read_text()
-    assert "| a | 3 | 300 | 22.33 ± 9.60 | 25.67 ± 9.77 |" in text
-    assert "| b | 1 | 300 (unfinished: 300 of 500) | 45.00 | 50.00 |" in text
+    assert "| cell | seeds | step | last (mean ± se) | best mean ± se (step) |" in text
+    assert f"| a | 3 | 300 | 22.33 ± 9.60 | 26.67 ± {se(at_200):.2f} (step 200) |" in text
+    assert "| b | 1 | 300 (unfinished: 300 of 500) | 45.00 | 50.00 (step 100) |" in text
     assert rows["a"]["finished"] == "True" and rows["b"]["finished"] == "False" and rows["c"]["finished"] == "True"
     geom = [r for r in all_rows if r["metric"] == "geom/mean_cosine"]
     assert len(geom) == 2 and all(r["best_mean"] == "" for r in geom), "no 'best' for a diagnostic"
     assert "| cell | seeds | step | last (mean ± se) |\n" in text, "the geom table has no best column"
     assert "| a | 3 | 150 | 0.10 ± 0.06 |" in text, "a mid-run diagnostic: finished all the same"
-    for png in ("learning_curves.png", "final_scores.png", "geometry.png"):
+    for png in ("learning_curves.png", "final_scores.png", "geometry.png", "training_curves.png"):
         w, h = _png_size(tmp_path / png)
         assert w >= 400 and h >= 300, png
 
@@ -111,7 +119,7 @@ def test_report_picks_the_metric_the_runs_logged(tmp_path, capsys):
     code, out, err = _report(capsys, tmp_path)
     assert code == 0, err
     assert "Metric `eval/return_mean`" in out
-    assert "| env | 2 | 20 | -500.00 ± 100.00 | -500.00 ± 100.00 |" in out
+    assert "| env | 2 | 20 | -500.00 ± 100.00 | -500.00 ± 100.00 (step 20) |" in out
     assert "| vec | 2 | 10 | -200.00 ± 100.00 |" in out
 
 
@@ -141,14 +149,14 @@ def test_report_uses_the_metric_of_the_sweep_spec(tmp_path, capsys):
               [{"step": 1, "eval/score": 4.0, "eval/normalized_score": 9.0}])
     (tmp_path / "sweep.json").write_text(json.dumps({"spec": {"metric": "eval/score"}, "runs": {}}))
     code, out, _ = _report(capsys, tmp_path)
-    assert code == 0 and "| c | 1 | 1 | 4.00 | 4.00 |" in out
+    assert code == 0 and "| c | 1 | 1 | 4.00 | 4.00 (step 1) |" in out
     (tmp_path / "sweep.json").write_text(json.dumps({"spec": {"metric": None}, "runs": {}}))
     code, out, _ = _report(capsys, tmp_path)
-    assert code == 0 and "| c | 1 | 1 | 9.00 | 9.00 |" in out
+    assert code == 0 and "| c | 1 | 1 | 9.00 | 9.00 (step 1) |" in out
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# relative to BC
+# relative to a baseline algorithm (named by the user or the sweep spec: the report names no algorithm)
 
 
 def _cell(root, name, config, lasts):
@@ -157,35 +165,40 @@ def _cell(root, name, config, lasts):
                   [{"step": 100, "eval/normalized_score": last - 50.0}, {"step": 200, "eval/normalized_score": last}])
 
 
-def test_relative_to_bc_is_the_difference_to_bc_on_the_same_data(tmp_path):
+def test_relative_to_the_baseline_is_the_difference_to_its_cell_on_the_same_data(tmp_path):
     pend = {"env": "Pendulum-v1", "dataset": "pend.hdf5"}
     _cell(tmp_path, "pend/odice", {"algo": "odice", **pend}, [10.0, 20.0])  # 15 ± 5
     _cell(tmp_path, "pend/bc", {"algo": "bc", **pend}, [4.0, 6.0])  # 5 ± 1
     _cell(tmp_path, "pend/iql", {"algo": "iql", **pend}, [7.0])  # 7, no error with one seed
     _cell(tmp_path, "other/odice", {"algo": "odice", "env": "Pendulum-v1", "dataset": "other.hdf5"}, [30.0])
+    assert "relative to" not in write_report(tmp_path).read_text(), "no baseline named: no column"
+    (tmp_path / "sweep.json").write_text(json.dumps({"spec": {"baseline": "bc"}, "runs": {}}))
     text = write_report(tmp_path).read_text()
-    assert "| cell | seeds | step | last (mean ± se) | best (mean ± se) | relative to BC (last) |" in text
+    assert "| cell | seeds | step | last (mean ± se) | best mean ± se (step) | relative to bc (last) |" in text
     se = math.sqrt(5.0**2 + 1.0**2)
-    assert f"| pend/odice | 2 | 200 | 15.00 ± 5.00 | 15.00 ± 5.00 | +10.00 ± {se:.2f} |" in text
-    assert "| pend/iql | 1 | 200 | 7.00 | 7.00 | +2.00 |" in text
-    assert "| pend/bc | 2 | 200 | 5.00 ± 1.00 | 5.00 ± 1.00 |  |" in text, "BC itself: blank"
-    assert "| other/odice | 1 | 200 | 30.00 | 30.00 |  |" in text, "no BC on that dataset: blank"
-    assert "minus the last mean of the BC cell" in text
+    assert f"| pend/odice | 2 | 200 | 15.00 ± 5.00 | 15.00 ± 5.00 (step 200) | +10.00 ± {se:.2f} |" in text
+    assert "| pend/iql | 1 | 200 | 7.00 | 7.00 (step 200) | +2.00 |" in text
+    assert "| pend/bc | 2 | 200 | 5.00 ± 1.00 | 5.00 ± 1.00 (step 200) |  |" in text, "the baseline itself: blank"
+    assert "| other/odice | 1 | 200 | 30.00 | 30.00 (step 200) |  |" in text, "no baseline on that dataset: blank"
+    assert "minus the last mean of the bc cell" in text
     rows = {r["cell"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
-    assert float(rows["pend/odice"]["relative_to_bc"]) == pytest.approx(10.0)
-    assert float(rows["pend/odice"]["relative_to_bc_stderr"]) == pytest.approx(se)
-    assert rows["pend/bc"]["relative_to_bc"] == "" and rows["other/odice"]["relative_to_bc"] == ""
+    assert float(rows["pend/odice"]["relative_to_baseline"]) == pytest.approx(10.0)
+    assert float(rows["pend/odice"]["relative_to_baseline_stderr"]) == pytest.approx(se)
+    assert rows["pend/bc"]["relative_to_baseline"] == "" and rows["other/odice"]["relative_to_baseline"] == ""
+    text = write_report(tmp_path, baseline="iql").read_text()  # the argument wins over the spec
+    assert "relative to iql (last)" in text
+    assert "| pend/odice | 2 | 200 | 15.00 ± 5.00 | 15.00 ± 5.00 (step 200) | +8.00" in text
 
 
-def test_no_relative_to_bc_column_without_a_bc_cell_or_for_diagnostics(tmp_path):
+def test_no_relative_to_column_without_a_baseline_cell_or_for_diagnostics(tmp_path):
     _cell(tmp_path, "odice", {"algo": "odice", "env": "Pendulum-v1"}, [10.0])
-    assert "relative to BC" not in write_report(tmp_path).read_text()
+    assert "relative to" not in write_report(tmp_path, baseline="bc").read_text()
     _cell(tmp_path, "bc", {"algo": "bc", "env": "Pendulum-v1"}, [4.0])
     for seed_dir in (tmp_path / "bc").iterdir():
         with (seed_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"step": 200, "train/loss": 1.0}) + "\n")
-    text = write_report(tmp_path, "train/loss").read_text()
-    assert "relative to BC" not in text and "best" not in text.split("\n\n")[2]
+    text = write_report(tmp_path, "train/loss", baseline="bc").read_text()
+    assert "relative to" not in text and "best" not in text.split("\n\n")[2]
 
 
 def test_learning_curves_get_one_panel_per_dataset_when_cells_are_data_slash_algo(tmp_path):
@@ -208,6 +221,7 @@ def test_published_numbers_only_next_to_the_normalised_score(tmp_path):
     m = "eval/normalized_score"
     _fake_run(tmp_path / "odice" / "seed_0", {"algo": "odice", "seed": 0, "task": "hopper-medium-v2"},
               [{"step": 100, m: 20.0, "eval/return_mean": 700.0, "train/v_mean": 50.0}])
+    (tmp_path / "odice" / "seed_0" / "data.json").write_text(json.dumps({"source": "d4rl", "sha256": "0" * 64}))
     text = write_report(tmp_path, f"{m},eval/return_mean,train/v_mean").read_text()
     tables = text.split("Metric `")[1:]
     assert "O-DICE (paper)" in tables[0] and "| 86.1 |" in tables[0] and "IQL (CORL, last)" in tables[0]
