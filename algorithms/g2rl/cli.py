@@ -1,4 +1,4 @@
-"""``rlcore train g2rl``: GRPO with G2RL reward shaping (or the EVOL-style baseline) through the trainer's hook."""
+"""``rlcore train g2rl``: the G2RL preset of GRPO (``shaper=g2rl`` with its settings as config keys)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rlcore.algorithms.g2rl.shaping import make_shaper
     from rlcore.algorithms.grpo.cli import report
     from rlcore.algorithms.grpo.launch import train
 
     cfg = config_from_args(G2RLConfig, args, algo="g2rl")
-    result = train(cfg, algo="g2rl", run_dir=args.run_dir, resume=args.resume, make_shaper=make_shaper)
+    result = train(cfg, algo="g2rl", run_dir=args.run_dir, resume=args.resume)
     report(result)
     return 0
 

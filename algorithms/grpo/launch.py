@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from rlcore.algorithms.grpo.config import GRPOConfig
+from rlcore.algorithms.grpo.trainer import GRPOTrainer
 from rlcore.completions import CompletionLog
 from rlcore.distributed import Distributed
-
-if TYPE_CHECKING:
-    from rlcore.algorithms.grpo.trainer import GRPOTrainer
 
 BEST_MODEL = "best_model"
 FINAL_MODEL = "model"
@@ -42,37 +40,35 @@ class TrainResult:
 
 
 def train(cfg: GRPOConfig, *, algo: str, run_dir: str | Path | None = None, resume: bool = False,
-          make_shaper: Any = None) -> TrainResult:
+          dataset: Any = None, reward_funcs: Any = None) -> TrainResult:
     """Run (or resume) a GRPO training in this process, one of ``world_size`` when launched with torchrun or
-    ``accelerate launch``. ``make_shaper(cfg, dist)`` builds the reward shaper (None: plain GRPO)."""
-    from rlcore.algorithms.grpo.data import PromptSampler
-    from rlcore.algorithms.grpo.trainer import GRPOTrainer
+    ``accelerate launch``. ``dataset`` and ``reward_funcs`` replace ``cfg.dataset`` / ``cfg.reward_funcs``
+    (see :class:`GRPOTrainer`); the reward shaper is the one ``cfg.shaper`` names."""
     from rlcore.launcher import Job, launch
     from rlcore.run import Run, default_run_dir
 
     dist = Distributed(cfg.device, cfg.mixed_precision)
-    run_dir = dist.gather_objects([str(run_dir or default_run_dir(algo, cfg.dataset))])[0]  # the main's choice
+    task = cfg.dataset if dataset is None or isinstance(dataset, str) else "data"
+    run_dir = dist.gather_objects([str(run_dir or default_run_dir(algo, task))])[0]  # the main's choice
     built: dict[str, GRPOTrainer] = {}
 
     def setup(run: Run) -> Job:
-        shaper = make_shaper(cfg, dist) if make_shaper is not None else None
-        trainer = built["trainer"] = GRPOTrainer(cfg, dist, shaper)
-        sampler = PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, cfg.seed)
-        trainer.more_prompts = sampler.sample  # dynamic sampling draws its extra rounds from the run's sampler
-        if cfg.log_completions_every:
-            trainer.completion_log = CompletionLog(run.dir, resume_step=run.resume_step or 0, write=dist.is_main)
+        log = CompletionLog(run.dir, resume_step=run.resume_step or 0, write=dist.is_main) \
+            if cfg.log_completions_every else None
+        trainer = built["trainer"] = GRPOTrainer(cfg, dist, completion_log=log, train_data=dataset,
+                                                 reward_funcs=reward_funcs)
 
         def finish(summary: dict[str, Any]) -> None:
             check_in_sync(trainer, dist)
             if cfg.export_model and dist.is_main:
                 trainer.export(run.dir / FINAL_MODEL)
 
-        return Job(trainer, sampler, evaluate=(lambda t: t.evaluate()) if trainer.eval_problems is not None else None,
-                   best_key="eval/pass@1",
+        evaluate = (lambda t: t.evaluate()) if trainer.eval_problems is not None else None
+        return Job(trainer, trainer.sampler, evaluate=evaluate, best_key="eval/pass@1",
                    console_keys=("train/reward", "train/accuracy", "eval/pass@1", "geom/mean_cos"),
                    save_best=trainer.export if cfg.export_model else None, best_dir=BEST_MODEL,
                    agree=dist.any if dist.world_size > 1 else None, finish=finish, close=trainer.close)
 
-    summary, path = launch(algo, cfg, setup, run_dir=run_dir, task=cfg.dataset, resume=resume,
+    summary, path = launch(algo, cfg, setup, run_dir=run_dir, task=task, resume=resume,
                            is_main=dist.is_main)
     return TrainResult(summary, built["trainer"], path)

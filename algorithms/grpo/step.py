@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rlcore.algorithms.grpo.rewards import Scores
 from rlcore.algorithms.grpo.rollouts import Rollouts
-from rlcore.algorithms.grpo.shaping import Groups
+from rlcore.algorithms.grpo.shaping import Groups, flat_groups
 from rlcore.envs.reasoning import MathRecord
 from rlcore.rollout import Completion
 
@@ -38,7 +38,7 @@ def loss_keep(shaped: Tensor, is_truncated: Tensor, *, filter_zero_variance: boo
     keep = None
     m = shaped.shape[-1]
     if filter_zero_variance:
-        keep = ((shaped.amax(-1) - shaped.amin(-1)) > 1e-12).repeat_interleave(m)
+        keep = (~flat_groups(shaped)).repeat_interleave(m)
     if mask_truncated:
         kept = ~is_truncated.to(shaped.device)
         keep = kept if keep is None else keep & kept
