@@ -257,6 +257,10 @@ class GRPOConfig(TrainConfig):
         """Validate the reward, dynamic-sampling, overlong and completions-log keys."""
         from rlcore.algorithms.grpo.registry import REWARDS, is_target
 
+        for name in ("max_gen_batches", "log_completions_every", "overlong_buffer"):
+            check_range(name, getattr(self, name), low=1 if name == "max_gen_batches" else 0)
+        check_range("overlong_penalty", self.overlong_penalty, low=0.0)
+        check_range("overlong_buffer", self.overlong_buffer, high=self.max_new_tokens)
         names = REWARDS.names()
         bad = [n for n in self.reward_funcs if n not in names and not is_target(n)]
         if bad or not self.reward_funcs or len(set(self.reward_funcs)) != len(self.reward_funcs):

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from rlcore.algorithms.grpo.registry import REWARDS, is_target
-from rlcore.envs.reasoning import MathRecord
+from rlcore.envs.reasoning import MathRecord, check_records
 from rlcore.envs.reasoning.extract import extract_boxed
 from rlcore.envs.reasoning.rewards import REWARD_RANGES
 from rlcore.errors import ConfigError, DataError, UserError
@@ -209,10 +209,10 @@ class RewardFunctions:
             self.weights.append(overlong_penalty)
         self.reward_range, self.max_new_tokens = reward_range, max_new_tokens
 
-    def __call__(self, texts: list[str], records: Sequence[MathRecord], token_ids: Sequence[Sequence[int]],
-                 correct: Sequence[bool] | None = None) -> Scores:
-        """Score the completions ``texts`` (with their ``token_ids``) of ``records``, one each; ``correct``: the
-        verifier's verdicts (None when the rows have no answers)."""
+    def __call__(self, texts: list[str], records: Sequence[MathRecord], token_ids: Sequence[Sequence[int]]) -> Scores:
+        """Score the completions ``texts`` (with their ``token_ids``) of ``records``, one each; the verifier judges
+        them first when every record has an answer."""
+        correct = check_records(texts, records) if all(r.answer is not None for r in records) else None
         kwargs = dict(prompts=[r.prompt for r in records], completions=list(texts),
                       completion_ids=[list(ids) for ids in token_ids], **row_fields(records),
                       correct=None if correct is None else list(correct), reward_range=self.reward_range,

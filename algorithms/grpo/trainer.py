@@ -56,7 +56,7 @@ from rlcore.algorithms.grpo.state import TrainerState
 from rlcore.algorithms.grpo.step import Round, completion_records, loss_keep, round_metrics, step_metrics, truncated
 from rlcore.completions import CompletionLog
 from rlcore.distributed import Distributed
-from rlcore.envs.reasoning import check_records, record_answer, require_answers
+from rlcore.envs.reasoning import record_answer, require_answers
 from rlcore.errors import ConfigError
 from rlcore.llm import lm_head_weight
 from rlcore.rollout import Completion, SamplingParams, make_engine
@@ -99,7 +99,6 @@ class GRPOTrainer(TrainerState):
         # bad data fails before the model loads
         train_records = load_records(train_data if train_data is not None else cfg.dataset, limit=cfg.dataset_limit,
                                      **load)
-        self.has_answers = all(r.answer is not None for r in train_records)
         if "math" in self.rewards.names:
             require_answers(train_records, "reward function 'math'")
         eval_records = load_records(cfg.eval_dataset, limit=cfg.eval_limit, **load) if cfg.eval_dataset else None
@@ -202,8 +201,7 @@ class GRPOTrainer(TrainerState):
         completions = [c for g in groups_out for c in g]
         records = [self.train_problems.records[i] for i in mine for _ in range(cfg.group_size)]
         texts = [c.text for c in completions]
-        correct = check_records(texts, records) if self.has_answers else None
-        scores = self.rewards(texts, records, [c.token_ids for c in completions], correct)
+        scores = self.rewards(texts, records, [c.token_ids for c in completions])
         t2 = time.perf_counter()
 
         batch = Rollouts.from_completions(groups_out, self.tokenizer.pad_token_id, dist.device)
