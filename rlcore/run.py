@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -172,6 +173,7 @@ class Run:
             "git_revision": git_revision(),
             "versions": package_versions(),
             "host": platform.node(),
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),  # processes (torchrun / accelerate launch)
             "started": _now(),
             "resumes": [],
         }

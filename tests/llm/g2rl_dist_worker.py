@@ -10,14 +10,13 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from rlcore.algorithms.g2rl.config import G2RLConfig
-from rlcore.algorithms.g2rl.shaping import make_shaper
 from rlcore.algorithms.grpo.launch import TrainResult, train
 from rlcore.config import load_config
 
 
 def run(run_dir: Path, out: Path, overrides: list[str]) -> TrainResult:
     cfg = load_config(G2RLConfig, overrides=overrides)
-    result = train(cfg, algo="g2rl", run_dir=run_dir, make_shaper=make_shaper)
+    result = train(cfg, algo="g2rl", run_dir=run_dir)
     dist = result.trainer.dist
     params = {k: v.contiguous() for k, v in result.trainer.trainable_state().items()}
     save_file(params, str(out / f"rank{dist.rank}.safetensors"))

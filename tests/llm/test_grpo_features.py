@@ -12,10 +12,10 @@ pytest.importorskip("transformers", reason="the llm extra is not installed (pip 
 import torch  # noqa: E402
 
 from rlcore.algorithms.g2rl.config import G2RLConfig  # noqa: E402
-from rlcore.algorithms.g2rl.shaping import make_shaper  # noqa: E402
 from rlcore.algorithms.grpo.config import GRPOConfig  # noqa: E402
 from rlcore.algorithms.grpo.data import PromptSampler  # noqa: E402
-from rlcore.algorithms.grpo.trainer import GRPOTrainer, train  # noqa: E402
+from rlcore.algorithms.grpo.launch import train  # noqa: E402
+from rlcore.algorithms.grpo.trainer import GRPOTrainer  # noqa: E402
 from rlcore.distributed import Distributed  # noqa: E402
 from rlcore.errors import UserError  # noqa: E402
 from rlcore.logging import read_metrics  # noqa: E402
@@ -59,13 +59,11 @@ def user_rewards(tmp_path, monkeypatch):
     return "featrewards"
 
 
-def _trainer(cls=GRPOConfig, **overrides) -> GRPOTrainer:
+def _trainer(cls=GRPOConfig, completion_log=None, **overrides) -> GRPOTrainer:
     torch.manual_seed(0)
     cfg = cls(**{**TINY, **overrides})
-    dist = Distributed("cpu")
-    trainer = GRPOTrainer(cfg, dist, make_shaper(cfg, dist) if cls is G2RLConfig else None)
-    trainer.more_prompts = PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, seed=1).sample
-    return trainer
+    return GRPOTrainer(cfg, Distributed("cpu"), prompts=PromptSampler(16, cfg.prompts_per_step, seed=1),
+                       completion_log=completion_log)
 
 
 def _moved(trainer, indices) -> tuple[bool, dict]:
@@ -116,10 +114,10 @@ def test_dynamic_sampling_with_g2rl_keeps_rescued_groups():
 
 def test_dynamic_sampling_trains_on_the_informative_groups(user_rewards):
     """A reward that makes only some groups informative: the batch takes them first, drops the rest."""
-    trainer = _trainer(reward_funcs=[f"{user_rewards}:odd_prompt"], dynamic_sampling=True, max_gen_batches=4,
-                       log_completions_every=1)
     rows = []
-    trainer.completion_log = type("Sink", (), {"append": lambda self, r: rows.extend(r)})()
+    trainer = _trainer(reward_funcs=[f"{user_rewards}:odd_prompt"], dynamic_sampling=True, max_gen_batches=4,
+                       log_completions_every=1,
+                       completion_log=type("Sink", (), {"append": lambda self, r: rows.extend(r)})())
     moved, metrics = _moved(trainer, [0, 1])
     odd = {int(r["prompt_id"].split("/")[1]) % 2 for r in rows if r["trained"]}
     assert moved and odd == {1}  # only groups of odd problems (unequal rewards) were trained on
@@ -133,7 +131,7 @@ def test_two_step_run_with_every_switch(tmp_path):
                         "dynamic_sampling": True, "max_gen_batches": 2, "mask_truncated": True,
                         "overlong_buffer": 2, "log_completions_every": 1, "ckpt_every": 2})
     run_dir = tmp_path / "run"
-    train(cfg, algo="g2rl", run_dir=run_dir, make_shaper=make_shaper)
+    train(cfg, algo="g2rl", run_dir=run_dir)
     records = [r for r in read_metrics(run_dir) if "train/reward" in r]
     keys = ("train/reward/math", "train/reward/format", "train/reward/overlong", "train/gen_rounds",
             "train/dropped_frac", "geom/mean_nu")

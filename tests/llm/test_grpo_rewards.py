@@ -14,6 +14,7 @@ import torch
 
 from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.dynamic import enough, informative_groups, pick_groups
+from rlcore.algorithms.grpo.registry import REWARDS
 from rlcore.algorithms.grpo.rewards import (
     RewardFunctions,
     combine_rewards,
@@ -21,7 +22,6 @@ from rlcore.algorithms.grpo.rewards import (
     overlong_penalty,
     row_fields,
 )
-from rlcore.algorithms.grpo.registry import REWARDS
 from rlcore.algorithms.grpo.rollouts import Rollouts
 from rlcore.algorithms.grpo.step import loss_keep
 from rlcore.completions import CompletionLog, format_novel, novel_correct, read_completions
