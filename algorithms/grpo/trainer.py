@@ -300,8 +300,7 @@ class GRPOTrainer(TrainerState):
             return evaluate_policy(self.engine, self.eval_problems, self.dist, k=cfg.eval_samples,
                                    temperature=cfg.eval_temperature,
                                    max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens,
-                                   seed=self._seed(7_777_777), reward_range=cfg.reward_range,
-                                   batch_size=cfg.rollout_batch_size)
+                                   seed=self._seed(7_777_777), batch_size=cfg.rollout_batch_size)
         finally:
             self.engine.sleep()
 
