@@ -23,8 +23,10 @@ A step, on each of the N processes (the prompts of a step are split between them
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +36,6 @@ from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.data import PromptSampler, build_problems, load_records
 from rlcore.algorithms.grpo.dynamic import assemble_rounds, enough, informative_groups
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
-from rlcore.algorithms.grpo.mismatch import rollout_correction
 from rlcore.algorithms.grpo.optimise import gather_rollouts, ppo_epochs
 from rlcore.algorithms.grpo.phi_check import phi_check
 from rlcore.algorithms.grpo.policy import build_policy, lr_factor, resolve_model
@@ -52,8 +53,15 @@ from rlcore.algorithms.grpo.shaping import (
     advantages_from,
     needs_of,
 )
-from rlcore.algorithms.grpo.state import TrainerState
-from rlcore.algorithms.grpo.step import Round, completion_records, loss_keep, round_metrics, step_metrics, truncated
+from rlcore.algorithms.grpo.step import (
+    Round,
+    completion_records,
+    loss_keep,
+    rollout_correction,
+    round_metrics,
+    step_metrics,
+    truncated,
+)
 from rlcore.completions import CompletionLog
 from rlcore.distributed import Distributed
 from rlcore.envs.reasoning import record_answer, require_answers
@@ -66,7 +74,7 @@ __all__ = ["GRPOTrainer", "lr_factor", "resolve_model"]
 _MIX = 1_000_003  # odd multiplier to mix (seed, step, prompt) into one sampling seed
 
 
-class GRPOTrainer(TrainerState):
+class GRPOTrainer:
     """The GRPO algorithm object for :func:`rlcore.loop.train_loop`: ``update(prompt indices) -> metrics``.
 
     Everything a run plugs in is given here, nothing is set afterwards:
@@ -306,3 +314,44 @@ class GRPOTrainer(TrainerState):
 
     def close(self) -> None:
         self.engine.close()
+
+    # ------------------------------------------------------------------------------ state, checkpoints, export
+
+    def trainable_state(self) -> dict[str, Tensor]:
+        return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Trainable parameters, optimiser, schedule and step count (frozen weights reload from the model path)."""
+        return {"model": self.trainable_state(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "steps": self.steps}
+
+    @torch.no_grad()
+    def load_trainable(self, params: Mapping[str, Tensor]) -> None:
+        own = dict(self.model.named_parameters())
+        missing = [n for n, p in own.items() if p.requires_grad and n not in params]
+        if missing or any(n not in own for n in params):
+            raise ConfigError(f"checkpoint parameters do not match the model ({missing[:3] or list(params)[:3]}); "
+                              "resume with the same model and LoRA settings")
+        for name, value in params.items():
+            own[name].copy_(value)
+        self._engine_stale = True
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.load_trainable(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.steps = int(state["steps"])
+
+    def parameter_checksum(self) -> Tensor:
+        """float64 sum and sum of squares of the trainable parameters (to check processes agree)."""
+        flat = [p.detach().double().reshape(-1) for p in self.trainable_state().values()]
+        return torch.stack([sum(x.sum() for x in flat), sum(x.square().sum() for x in flat)])
+
+    def export(self, directory: Path) -> None:
+        """Write the policy (LoRA merged into a copy) and its tokenizer with ``save_pretrained``."""
+        model = self.model
+        if self.cfg.lora_rank:
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+

@@ -32,6 +32,7 @@ def test_eval_llm_tiny_writes_samples_and_tables(tmp_path):
 
 def test_eval_llm_bad_input_is_one_line(tmp_path):
     result = run_cli("eval", "llm", "--benchmarks", "nope", "--out", str(tmp_path))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "neither a JSONL or Parquet file" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "neither a JSONL or Parquet file" in result.stderr
     result = run_cli("eval", "llm", "--benchmarks", "arith", "--top-p", "0", "--out", str(tmp_path))
     assert result.returncode == 2 and "top-p" in result.stderr

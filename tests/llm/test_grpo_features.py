@@ -4,6 +4,7 @@ sampling (and how it combines with G2RL), the completions log, and a 2-step run 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from rlcore.algorithms.grpo.data import PromptSampler  # noqa: E402
 from rlcore.algorithms.grpo.launch import train  # noqa: E402
 from rlcore.algorithms.grpo.trainer import GRPOTrainer  # noqa: E402
 from rlcore.distributed import Distributed  # noqa: E402
-from rlcore.errors import UserError  # noqa: E402
+from rlcore.errors import DataError, UserError  # noqa: E402
 from rlcore.logging import read_metrics  # noqa: E402
 
 # the random tiny model never answers and never stops within 5 tokens: every group is uniform, every response cut
@@ -144,3 +145,29 @@ def test_two_step_run_with_every_switch(tmp_path):
                           "truncated", "correct", "trained"}
     assert set(first["rewards"]) == {"math", "format", "overlong"} and first["nu"] is not None
     assert first["truncated"] and first["length"] == 5 and not any(x["trained"] for x in lines)  # all masked
+
+
+PROMPT_ROWS = [{"prompt": f"Count to {i}:", "target": i} for i in range(8)]
+
+
+def test_prompt_only_rows_train_two_steps_on_a_callable_reward(tmp_path):
+    def digits(completions, target, **kwargs):  # a row field ('target') arrives as a list, TRL-style
+        return [float(sum(ch.isdigit() for ch in c) + t) for c, t in zip(completions, target)]
+
+    cfg = GRPOConfig(**{**TINY, "max_steps": 2, "ckpt_every": 2})
+    train(cfg, algo="grpo", run_dir=tmp_path / "run", dataset=PROMPT_ROWS, reward_funcs=[digits])
+    records = [r for r in read_metrics(tmp_path / "run") if "train/reward" in r]
+    assert len(records) == 2 and all(r["train/reward/digits"] == r["train/reward"] for r in records)
+    assert "train/accuracy" not in records[0]  # no answers, no verdicts
+    with pytest.raises(DataError, match="'answer'"):  # the default reward, math, needs answers: before the model
+        GRPOTrainer(cfg, Distributed("cpu"), train_data=PROMPT_ROWS)
+
+
+def test_a_raising_reward_from_the_current_folder_keeps_its_traceback(tmp_path, monkeypatch):
+    (tmp_path / "cwdrewards.py").write_text("def boom(completions, **kwargs):\n    return 1 / 0\n")
+    monkeypatch.chdir(tmp_path)
+    trainer = GRPOTrainer(GRPOConfig(**TINY, reward_funcs=["cwdrewards:boom"]), Distributed("cpu"),
+                          train_data=PROMPT_ROWS)
+    with pytest.raises(ZeroDivisionError) as info:
+        trainer.update([0, 1])
+    assert ("cwdrewards.py", "boom") in [(Path(str(tb.path)).name, tb.name) for tb in info.traceback]
