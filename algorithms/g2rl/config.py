@@ -9,13 +9,13 @@ are the same run; plain GRPO takes them as ``shaper_args``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 from rlcore.algorithms.grpo.config import GRPOConfig, check_choices
 from rlcore.algorithms.grpo.registry import ShaperSpec
 from rlcore.config import check_range
+from rlcore.geometry.novelty import ScaleMode
 
-ScaleMode = Literal["literal", "centered", "none"]
 DEFAULT_LAM = {"literal": 1.0, "centered": 0.5, "none": 0.0}
 """lambda when not given (docs/g2rl.md "Reward scaling"): 1.0 for the literal eq. 12, 0.5 for the centred form."""
 

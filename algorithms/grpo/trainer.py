@@ -4,20 +4,21 @@ A step, on each of the N processes (the prompts of a step are split between them
 
 1. sample m responses per prompt with the rollout engine (HF: one seeded call per prompt, so the samples depend
    only on (seed, step, prompt) and a run gives the same samples on any number of processes);
-2. score them with the reward functions (``reward_funcs``: the verifier's +1 / -1 by default) and sum them with
-   ``reward_weights`` (:mod:`.rewards`);
+2. judge them with the verifier (when the rows have answers) and score them with the reward functions
+   (``reward_funcs``: the verifier's +1 / -1 by default), summed with ``reward_weights`` (:mod:`.rewards`);
 3. ONE old-policy forward pass gives old log-probs and token entropies, plus what the shaper and the geometry
    diagnostics declared in ``needs`` (``rlcore.algorithms.grpo.shaping``): the gradient feature Phi from the same
    LM-head pass (:func:`rlcore.geometry.token_stats`, no backward) and mean-pooled hidden states; a frozen
-   reference pass gives reference log-probs when ``beta > 0``;
-4. the reward shaper (G2RL, EVOL-style, or none) turns rewards into shaped rewards, standardised within groups
-   into advantages; the geometry diagnostics read the same groups;
+   reference pass gives reference log-probs when ``beta > 0``; the rollout/trainer mismatch is measured (:mod:`.step`);
+4. the reward shaper named by ``cfg.shaper`` (:mod:`.registry`: G2RL, EVOL-style, none, or a plugin) turns
+   rewards into shaped rewards, standardised within groups into advantages; the geometry diagnostics read the
+   same groups;
 5. with ``dynamic_sampling``, steps 1-4 repeat on further prompts until the step has ``prompts_per_step`` groups
    that carry a signal (:mod:`.dynamic`); ``mask_truncated`` leaves cut responses out of the loss;
-6. the step's batch is gathered on every process; PPO epochs walk through mini-batches of ``mini_batch_size``
-   sequences (each process takes its share, in micro-batches with gradient accumulation); each mini-batch ends
-   with one optimiser step, so all processes keep identical parameters; every ``log_completions_every`` steps
-   each response goes to ``completions.jsonl``;
+6. the step's batch is gathered on every process; PPO epochs (:mod:`.optimise`) walk through mini-batches of
+   ``mini_batch_size`` sequences (each process takes its share, in micro-batches with gradient accumulation); each
+   mini-batch ends with one optimiser step, so all processes keep identical parameters, and the loss metrics are
+   reduced over processes; every ``log_completions_every`` steps each response goes to ``completions.jsonl``;
 7. the rollout engine is brought up to date (a colocated HF engine shares the weights; vLLM reloads them).
 """
 
