@@ -39,8 +39,10 @@ class GRPOConfig(TrainConfig):
     """Policy: a save_pretrained directory, a hub id, 'tiny' (random tiny Qwen3) or 'tiny-arith' (the tiny Qwen3
     warm-started on the arithmetic toy task, built and cached on first use)."""
     dataset: str = "math_train"
-    """Training problems: a benchmark name of rlcore.envs.reasoning (math_train = MATH train, 7.5k), a JSONL path, or
-    'arith' (the toy task; 'arith-heldout' draws other problems)."""
+    """Training prompts: a benchmark name of rlcore.envs.reasoning (math_train = MATH train, 7.5k), a JSONL or Parquet
+    path (TRL's layout: 'prompt', a text or chat messages, and optionally 'answer' / 'solution'; or the MATH, GSM8K,
+    AIME, AMC layouts), or 'arith' (the toy task; 'arith-heldout' draws other problems). From Python also a
+    datasets.Dataset or a list of dicts (rlcore.train(cfg, dataset=...))."""
     eval_dataset: str = "aime25"
     """Held-out problems for periodic pass@k (the paper tracks AIME25 during training); '' disables evaluation."""
     data_dir: str = ""
