@@ -70,6 +70,9 @@ def resolve_reward(entry: str | RewardFn) -> tuple[str, RewardFn]:
     registered name (one-line error listing the registered ones when unknown)."""
     if callable(entry):
         return function_name(entry), entry
+    if not isinstance(entry, str):
+        raise ConfigError(f"a reward function must be a callable, a registered name or 'package.module:function', "
+                          f"got {type(entry).__name__}")
     if is_target(entry):
         return entry, load_user_function(entry)
     return entry, REWARDS.get(entry)

@@ -156,7 +156,7 @@ def test_plugin_installed_outside_the_repo_works_in_train_and_ablate(tmp_path):
         spec.write_text(json.dumps({"base": str(REPO / "configs/grpo/tiny-arith.yaml"), "seeds": [0],
                                     "set": {"max_steps": 1, "eval_dataset": "", "model": "tiny",
                                             "export_model": False, "tensorboard": False},
-                                    "grid": {"shaper": ["none", "entropy"]}}))
+                                    "grid": {"shaper": ["none", "entropy"]}, "metric": "train/reward"}))
         result = run_cli("ablate", str(spec), "--out", str(tmp_path / "sweep"), timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
         with_plugin = read_metrics(tmp_path / "sweep" / "shaper=entropy" / "seed_0")
