@@ -62,9 +62,10 @@ def test_settings_come_from_shaper_args_or_the_presets_fields(tmp_path):
 
 def test_grpo_with_shaper_g2rl_is_the_g2rl_preset(tmp_path):
     """The same 2 steps, logged identically (every metric but timings), from either preset."""
-    grpo = load_config(GRPOConfig, REPO / "configs/grpo/tiny-arith.yaml", [*QUICK, "max_steps=2", "shaper=g2rl"],
-                       algo="grpo")
-    g2rl = load_config(G2RLConfig, REPO / "configs/g2rl/tiny-arith.yaml", [*QUICK, "max_steps=2"], algo="g2rl")
+    quick = [*QUICK, "max_steps=2", "dataset_limit=32", "prompts_per_step=2", "group_size=4", "mini_batch_size=8",
+             "micro_batch_size=8"]  # the same smaller batch on both sides: a quick test
+    grpo = load_config(GRPOConfig, REPO / "configs/grpo/tiny-arith.yaml", [*quick, "shaper=g2rl"], algo="grpo")
+    g2rl = load_config(G2RLConfig, REPO / "configs/g2rl/tiny-arith.yaml", quick, algo="g2rl")
     train(grpo, algo="grpo", run_dir=tmp_path / "grpo")
     train(g2rl, algo="g2rl", run_dir=tmp_path / "g2rl")
 
