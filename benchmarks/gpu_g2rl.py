@@ -54,7 +54,8 @@ def _variant(cfg: Any, rec, device: str, group: list[Any] | None, repeats: int, 
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    trainer = GRPOTrainer(cfg, Distributed(cfg.device, cfg.mixed_precision))  # the shaper cfg.shaper names
+    trainer = GRPOTrainer(cfg, Distributed(cfg.device, cfg.mixed_precision))
+    shaper = trainer.shaper  # the one cfg.shaper names (g2rl); the grpo variant swaps it out
     out: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 2),
                            "trainable_parameters": sum(p.numel() for p in trainer.model.parameters()
                                                        if p.requires_grad),
