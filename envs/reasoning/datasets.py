@@ -193,7 +193,7 @@ def load_math_dataset(name_or_path: Any, *, data_dir: str | Path | None = None, 
                             f"{', '.join([*BENCHMARK_FILES, 'arith'])}")
     records = [r for i, row in enumerate(rows) if (r := normalize_row(row, source, i)) is not None]
     if not records:
-        raise DataError(f"'{name}' has no usable row; give rows with a 'prompt', or math problems with answers")
+        raise DataError(f"'{name}' has no problem or prompt; give rows with a 'prompt', or math problems with answers")
     return records[:limit]
 
 

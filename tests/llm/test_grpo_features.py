@@ -164,10 +164,10 @@ def test_prompt_only_rows_train_two_steps_on_a_callable_reward(tmp_path):
 
 
 def test_a_raising_reward_from_the_current_folder_keeps_its_traceback(tmp_path, monkeypatch):
-    (tmp_path / "cwdrewards.py").write_text("def boom(completions, **kwargs):\n    return 1 / 0\n")
+    (tmp_path / "cwdrewards_boom.py").write_text("def boom(completions, **kwargs):\n    return 1 / 0\n")
     monkeypatch.chdir(tmp_path)
-    trainer = GRPOTrainer(GRPOConfig(**TINY, reward_funcs=["cwdrewards:boom"]), Distributed("cpu"),
+    trainer = GRPOTrainer(GRPOConfig(**TINY, reward_funcs=["cwdrewards_boom:boom"]), Distributed("cpu"),
                           train_data=PROMPT_ROWS)
     with pytest.raises(ZeroDivisionError) as info:
         trainer.update([0, 1])
-    assert ("cwdrewards.py", "boom") in [(Path(str(tb.path)).name, tb.name) for tb in info.traceback]
+    assert ("cwdrewards_boom.py", "boom") in [(Path(str(tb.path)).name, tb.name) for tb in info.traceback]

@@ -133,15 +133,15 @@ def test_callables_strings_and_registered_names_mix(user_module, tmp_path, monke
     def scaled(completions, factor, **kwargs):
         return [factor] * len(completions)
 
-    (tmp_path / "cwdrewards.py").write_text("def ones(completions, **kw):\n    return [1.0] * len(completions)\n")
+    (tmp_path / "cwdrewards_mix.py").write_text("def ones(completions, **kw):\n    return [1.0] * len(completions)\n")
     monkeypatch.chdir(tmp_path)  # found from the current folder, as python -m finds it
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    funcs = RewardFunctions([tagged, "cwdrewards:ones", "format", functools.partial(scaled, factor=3.0)],
+    funcs = RewardFunctions([tagged, "cwdrewards_mix:ones", "format", functools.partial(scaled, factor=3.0)],
                             [1.0, 2.0, 1.0, 0.5], reward_range="pm1", max_new_tokens=4)
-    assert funcs.names == ["tagged", "cwdrewards:ones", "format", "scaled"]
+    assert funcs.names == ["tagged", "cwdrewards_mix:ones", "format", "scaled"]
     scores = funcs(["ab", r"\boxed{3}"], _records(2), [[1], [1]])
     torch.testing.assert_close(scores.total, torch.tensor([2.0 + 2.0 + 1.5, 9.0 + 2.0 + 1.0 + 1.5]))
-    assert list(scores.means()) == ["reward/tagged", "reward/cwdrewards:ones", "reward/format", "reward/scaled"]
+    assert list(scores.means()) == ["reward/tagged", "reward/cwdrewards_mix:ones", "reward/format", "reward/scaled"]
 
 
 def test_duplicate_names_and_registered_plugin_reward():
