@@ -29,13 +29,12 @@ SETTINGS = dict(model="tiny", dataset="arith", eval_dataset="", arith_kinds=["su
 
 def _trainer(scaler: str, new_tokens: int):
     from rlcore.algorithms.g2rl.config import G2RLConfig
-    from rlcore.algorithms.g2rl.shaping import G2RLShaper
     from rlcore.algorithms.grpo.trainer import GRPOTrainer
     from rlcore.distributed import Distributed
 
-    cfg = G2RLConfig(**SETTINGS, max_new_tokens=new_tokens, scaler=scaler, geometry_diagnostics=scaler != "none")
-    shaper = G2RLShaper(scaler, cfg.effective_lam, cfg.reward_clip) if scaler != "none" else None
-    return GRPOTrainer(cfg, Distributed("cpu"), shaper)
+    cfg = G2RLConfig(**SETTINGS, max_new_tokens=new_tokens, scaler=scaler, geometry_diagnostics=scaler != "none",
+                     shaper="g2rl" if scaler != "none" else "none")
+    return GRPOTrainer(cfg, Distributed("cpu"))
 
 
 def time_ours(new_tokens: int, repeats: int) -> dict[str, float]:

@@ -48,15 +48,14 @@ def _variant(cfg: Any, rec, device: str, group: list[Any] | None, repeats: int, 
     """Times of one variant; returns its results and the group of rollouts it replayed: ``group``, or one it
     generated when ``group`` is None or LoRA is on (the adapters add matmuls to every decoding step). Repeats after
     the first leave time for the ``later`` variants (each about a load and three steps)."""
-    from rlcore.algorithms.g2rl.shaping import G2RLShaper
     from rlcore.algorithms.grpo.trainer import GRPOTrainer
     from rlcore.distributed import Distributed
 
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    shaper = G2RLShaper(cfg.scaler, cfg.effective_lam, cfg.reward_clip)
-    trainer = GRPOTrainer(cfg, Distributed(cfg.device, cfg.mixed_precision), shaper)
+    trainer = GRPOTrainer(cfg, Distributed(cfg.device, cfg.mixed_precision))
+    shaper = trainer.shaper  # the one cfg.shaper names (g2rl); the grpo variant swaps it out
     out: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 2),
                            "trainable_parameters": sum(p.numel() for p in trainer.model.parameters()
                                                        if p.requires_grad),

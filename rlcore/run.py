@@ -177,6 +177,7 @@ class Run:
             "versions": package_versions(),
             "host": platform.node(),
             "node": node_name(),
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),  # processes (torchrun / accelerate launch)
             "started": _now(),
             "resumes": [],
         }

@@ -121,12 +121,3 @@ class EvolShaper(NeedsMixin):
             embeddings = self.embedder([t for g in groups.texts for t in g]).view(G, m, -1)
         shaped = semantic_novelty_rewards(embeddings.to(groups.rewards.device), groups.correct, groups.answered)
         return shaped.to(groups.rewards.dtype), {"shaping_delta": (shaped - groups.rewards).abs().mean()}
-
-
-def make_shaper(cfg: Any, dist: Any) -> G2RLShaper | EvolShaper:
-    """The shaper a :class:`rlcore.algorithms.g2rl.config.G2RLConfig` asks for."""
-    if cfg.shaping == "evol":
-        embedder = TextEmbedder(cfg.embedding_model, dist.device, cfg.embedding_max_tokens) \
-            if cfg.embedding_model else None
-        return EvolShaper(embedder)
-    return G2RLShaper(cfg.scaler, cfg.effective_lam, cfg.reward_clip)

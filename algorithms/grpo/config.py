@@ -7,21 +7,27 @@ Values the paper does not state are marked "(inferred)" when taken from the EVOL
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import typing
+from typing import Any, Literal
 
-from rlcore.algorithms.grpo.losses import (
-    ADVANTAGE_STDS,
-    AGGREGATIONS,
-    IS_LEVELS,
-    ROLLOUT_IS_MODES,
-    AdvantageStd,
-    Aggregation,
-    ISLevel,
-    RolloutIS,
-)
-from rlcore.config import check_range
+from rlcore.config import check_range, field_types
 from rlcore.errors import ConfigError
 from rlcore.run import TrainConfig
+
+AdvantageStd = Literal["population", "unbiased", "none"]
+Aggregation = Literal["token_mean", "seq_mean", "constant"]
+ISLevel = Literal["token", "sequence"]
+RolloutIS = Literal["none", "truncate", "mask"]
+
+
+def check_choices(cfg: Any) -> None:
+    """Raise ConfigError for a field typed as a ``Literal`` whose value is not one of its choices (the choices are
+    read from the annotation, so they are written once)."""
+    for f in dataclasses.fields(cfg):
+        tp = field_types(type(cfg))[f.name]
+        if typing.get_origin(tp) is Literal and getattr(cfg, f.name) not in typing.get_args(tp):
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, typing.get_args(tp)))}, "
+                              f"got {getattr(cfg, f.name)!r}")
 
 
 @dataclasses.dataclass
@@ -33,8 +39,10 @@ class GRPOConfig(TrainConfig):
     """Policy: a save_pretrained directory, a hub id, 'tiny' (random tiny Qwen3) or 'tiny-arith' (the tiny Qwen3
     warm-started on the arithmetic toy task, built and cached on first use)."""
     dataset: str = "math_train"
-    """Training problems: a benchmark name of rlcore.envs.reasoning (math_train = MATH train, 7.5k), a JSONL path, or
-    'arith' (the toy task; 'arith-heldout' draws other problems)."""
+    """Training prompts: a benchmark name of rlcore.envs.reasoning (math_train = MATH train, 7.5k), a JSONL or Parquet
+    path (TRL's layout: 'prompt', a text or chat messages, and optionally 'answer' / 'solution'; or the MATH, GSM8K,
+    AIME, AMC layouts), or 'arith' (the toy task; 'arith-heldout' draws other problems). From Python also a
+    datasets.Dataset or a list of dicts (rlcore.train(cfg, dataset=...))."""
     eval_dataset: str = "aime25"
     """Held-out problems for periodic pass@k (the paper tracks AIME25 during training); '' disables evaluation."""
     data_dir: str = ""
@@ -98,6 +106,14 @@ class GRPOConfig(TrainConfig):
     """Entropy bonus coefficient (the 'Entropy Bonus' baseline uses 0.001 or 0.003, from EVOL-RL's script)."""
     aggregation: Aggregation = "token_mean"
     """Loss aggregation: token_mean (verl/TRL default), seq_mean, or constant (Dr. GRPO, horizon max_new_tokens)."""
+    shaper: str = "none"
+    """Reward shaper, by its registered name (entry-point group ``rlcore.shapers``): 'none' (plain GRPO), 'g2rl'
+    (gradient-guided scaling, docs/g2rl.md "Reward scaling"), 'evol' (EVOL-RL-style semantic novelty), or a
+    plugin's name. ``rlcore train grpo --set shaper=g2rl`` is the same run as ``rlcore train g2rl``."""
+    shaper_args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The shaper's own settings, validated by the shaper (e.g. ``--set shaper_args.lam=0.5`` for g2rl); keys
+    missing here take the same-named config field when the config has one (G2RLConfig), else the shaper's
+    default."""
     filter_zero_variance: bool = False
     """DAPO-style: leave groups whose (shaped) rewards are all equal out of the loss. Off by default, because
     G2RL gives such groups a signal."""
@@ -146,10 +162,12 @@ class GRPOConfig(TrainConfig):
 
     # --- rewards, dynamic sampling, overlong responses, completions log (TRL / DAPO / verl features)
     reward_funcs: list[str] = dataclasses.field(default_factory=lambda: ["math"])
-    """Reward functions, summed with reward_weights (TRL reward_funcs): 'math' (the verifier, reward_range values),
-    'format' (1 if the response has a complete \\boxed{} answer, else 0), 'length' (-tokens / max_new_tokens), or
-    'package.module:function' called TRL-style as f(prompts=, completions=, completion_ids=, answer=, id=,
-    **row fields) -> one float or None per completion. Correctness (accuracy, EVOL) always comes from the verifier."""
+    """Reward functions, summed with reward_weights (TRL reward_funcs): registered names ('math': the verifier,
+    reward_range values; 'format': 1 if the response has a complete \\boxed{} answer, else 0; 'length':
+    -tokens / max_new_tokens; plugins' names, entry-point group rlcore.rewards) or 'package.module:function'
+    (modules of the current folder are found), called TRL-style as f(prompts=, completions=, completion_ids=, id=,
+    answer=, **row fields, **kwargs) -> one float or None per completion. From Python, callables too
+    (``rlcore.train(cfg, reward_funcs=[fn])``). Correctness (accuracy, EVOL) always comes from the verifier."""
     reward_weights: list[float] | None = None
     """Weight of each reward function, same length as reward_funcs (TRL reward_weights); None = all 1. G2RL's
     scaler acts on the weighted sum."""
@@ -229,8 +247,7 @@ class GRPOConfig(TrainConfig):
         check_range("vllm_server_timeout", self.vllm_server_timeout, low=0.0)
         if self.vllm_mode == "server" and self.engine != "vllm":
             raise ConfigError("vllm_mode=server needs engine=vllm")
-        if self.adv_std not in ADVANTAGE_STDS or self.aggregation not in AGGREGATIONS:
-            raise ConfigError(f"adv_std must be one of {ADVANTAGE_STDS} and aggregation one of {AGGREGATIONS}")
+        check_choices(self)
         if self.group_size < 2:
             raise ConfigError("group_size must be >= 2: GRPO compares responses within a group")
         sequences = self.prompts_per_step * self.group_size
@@ -242,29 +259,31 @@ class GRPOConfig(TrainConfig):
             raise ConfigError(f"arith_kinds must be a non-empty list of 'sum' and 'expr', got {self.arith_kinds}")
         self._check_features()
         self._check_ratio_keys()
+        from rlcore.algorithms.grpo.registry import shaper_settings
+
+        settings = shaper_settings(self)  # an unknown shaper or a bad setting fails here, before any slow setup
+        if settings is not None:  # typed values (command-line text parsed), as config.yaml records them
+            self.shaper_args = {k: getattr(settings, k) for k in self.shaper_args}
 
     def _check_features(self) -> None:
         """Validate the reward, dynamic-sampling, overlong and completions-log keys."""
-        from rlcore.algorithms.grpo.rewards import BUILTIN_REWARDS, is_user_function
+        from rlcore.algorithms.grpo.registry import REWARDS, is_target
 
         for name in ("max_gen_batches", "log_completions_every", "overlong_buffer"):
             check_range(name, getattr(self, name), low=1 if name == "max_gen_batches" else 0)
         check_range("overlong_penalty", self.overlong_penalty, low=0.0)
         check_range("overlong_buffer", self.overlong_buffer, high=self.max_new_tokens)
-        bad = [n for n in self.reward_funcs if n not in BUILTIN_REWARDS and not is_user_function(n)]
+        names = REWARDS.names()
+        bad = [n for n in self.reward_funcs if n not in names and not is_target(n)]
         if bad or not self.reward_funcs or len(set(self.reward_funcs)) != len(self.reward_funcs):
-            raise ConfigError(f"reward_funcs must be a non-empty list of distinct names among {list(BUILTIN_REWARDS)} "
-                              f"or 'package.module:function'; got {self.reward_funcs}")
+            raise ConfigError(f"reward_funcs must be a non-empty list of distinct names among {names} or "
+                              f"'package.module:function'; got {self.reward_funcs}")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
             raise ConfigError(f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} "
                               "reward_funcs; give one weight per function")
 
     def _check_ratio_keys(self) -> None:
         """The importance-ratio, mismatch-correction and Phi-check keys."""
-        for name, allowed in (("is_level", IS_LEVELS), ("rollout_is", ROLLOUT_IS_MODES),
-                              ("rollout_is_level", IS_LEVELS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         check_range("rollout_is_cap", self.rollout_is_cap, low=0.0, low_open=True)
         check_range("phi_check_every", self.phi_check_every, low=0)
         check_range("phi_check_layers", self.phi_check_layers, low=1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rlcore.envs.reasoning import MathRecord, build_prompt, load_math_dataset, make_arith_dataset
+from rlcore.envs.reasoning import MathRecord, load_math_dataset, make_arith_dataset, record_prompt
 from rlcore.errors import DataError
 from rlcore.logging import announce
 
@@ -28,10 +28,11 @@ class Problems:
         return len(self.records)
 
 
-def load_records(name: str, *, data_dir: str = "", limit: int = 0, arith_kinds: Sequence[str] = (),
+def load_records(name: Any, *, data_dir: str = "", limit: int = 0, arith_kinds: Sequence[str] = (),
                  arith_max_number: int = 9) -> list[MathRecord]:
-    """Records of ``name`` (see ``GRPOConfig.dataset``): the toy task's generated problems or a math benchmark."""
-    if name in ARITH_SIZES:
+    """Records of ``name`` (see ``GRPOConfig.dataset``; also a ``datasets.Dataset`` or a list of dicts): the toy
+    task's generated problems, or prompts and problems (:func:`rlcore.envs.reasoning.load_math_dataset`)."""
+    if isinstance(name, str) and name in ARITH_SIZES:
         size, seed = ARITH_SIZES[name]
         return make_arith_dataset(limit or size, seed=seed, kinds=tuple(arith_kinds or ("sum", "expr")),
                                   max_number=arith_max_number)
@@ -43,7 +44,7 @@ def build_problems(name: str, records: list[MathRecord], tokenizer: Any, *, prom
     """``records`` with prompt texts and ids; prompts longer than ``max_prompt_tokens`` are dropped (a DataError
     if none is left)."""
     announce(f"tokenising {len(records)} prompts of {name}")
-    texts = [build_prompt(r.prompt, tokenizer if prompt_format == "chat" else None) for r in records]
+    texts = [record_prompt(r, tokenizer, chat=prompt_format == "chat") for r in records]
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     keep = [i for i, x in enumerate(ids) if max_prompt_tokens is None or len(x) <= max_prompt_tokens]
     if not keep:

@@ -8,7 +8,6 @@ shaper and the trainer (the slow part: model weights, a warm start, vLLM). Every
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,17 +45,6 @@ def check_in_sync(trainer: GRPOTrainer, dist: Distributed) -> None:
         raise RuntimeError(f"processes ended with different parameters (checksums {sums.tolist()}); this is a bug")
 
 
-def make_trainer(cfg: GRPOConfig, dist: Distributed, shaper: Any, inputs: Inputs) -> GRPOTrainer:
-    """The trainer, with the user's ``dataset`` and ``reward_funcs`` from :func:`rlcore.train` (the one place they
-    reach the GRPO side)."""
-    from rlcore.algorithms.grpo.trainer import GRPOTrainer
-
-    if inputs.dataset is not None or inputs.reward_funcs is not None:
-        raise UserError("this build of rlcore takes LLM data and reward functions from the config only (keys "
-                        "dataset and reward_funcs); drop dataset=/reward_funcs= from rlcore.train")
-    return GRPOTrainer(cfg, dist, shaper)
-
-
 def describe(result: Any) -> str:
     """The final pass@k evaluation and the run directory."""
     last = (result.summary.get("last") or {}).get("metrics", {})
@@ -79,30 +67,29 @@ def load_policy(run_dir: Path, checkpoint: str) -> tuple[Any, Any]:
                     "was off, or the run has not finished)")
 
 
-def llm_algorithm(*, name: str, title: str, help: str, config: type[GRPOConfig],
-                  make_shaper: Callable[[Any, Distributed], Any] | None = None) -> AlgorithmSpec:
-    """The spec of a GRPO-family algorithm; ``make_shaper(cfg, dist)`` builds its reward shaper (None: GRPO)."""
+def llm_algorithm(*, name: str, title: str, help: str, config: type[GRPOConfig]) -> AlgorithmSpec:
+    """The spec of a GRPO-family algorithm: its config class picks the defaults (e.g. ``shaper``); the trainer
+    builds the reward shaper that ``cfg.shaper`` names."""
 
     def build(cfg: GRPOConfig, run: Any, inputs: Inputs) -> Any:
-        from rlcore.algorithms.grpo.data import PromptSampler
         from rlcore.algorithms.grpo.completions import CompletionLog
+        from rlcore.algorithms.grpo.trainer import GRPOTrainer
         from rlcore.launcher import Job
 
         dist = inputs.processes.dist
-        shaper = make_shaper(cfg, dist) if make_shaper is not None else None
-        trainer = make_trainer(cfg, dist, shaper, inputs)
-        sampler = PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, cfg.seed)
-        trainer.more_prompts = sampler.sample  # dynamic sampling draws its extra rounds from the run's sampler
-        if cfg.log_completions_every:
-            trainer.completion_log = CompletionLog(run.dir, resume_step=run.resume_step or 0, write=dist.is_main)
+        log = CompletionLog(run.dir, resume_step=run.resume_step or 0, write=dist.is_main) \
+            if cfg.log_completions_every else None
+        # the one place the user's dataset and reward functions from rlcore.train reach the GRPO side
+        trainer = GRPOTrainer(cfg, dist, completion_log=log, train_data=inputs.dataset,
+                              reward_funcs=inputs.reward_funcs)
 
         def finish(summary: dict[str, Any]) -> None:
             check_in_sync(trainer, dist)
             if cfg.export_model and dist.is_main:
                 trainer.export(run.dir / FINAL_MODEL)
 
-        return Job(trainer, sampler, evaluate=(lambda t: t.evaluate()) if trainer.eval_problems is not None else None,
-                   best_key="eval/pass@1",
+        evaluate = (lambda t: t.evaluate()) if trainer.eval_problems is not None else None
+        return Job(trainer, trainer.sampler, evaluate=evaluate, best_key="eval/pass@1",
                    console_keys=("train/reward", "train/accuracy", "eval/pass@1", "geom/mean_cos"),
                    save_best=trainer.export if cfg.export_model else None, best_dir=BEST_MODEL,
                    agree=dist.any if dist.world_size > 1 else None, finish=finish, close=trainer.close)

@@ -7,19 +7,14 @@ Every function is differentiable where it should be and returns detached metrics
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import torch
 from torch import Tensor
 
-AdvantageStd = Literal["population", "unbiased", "none"]
-Aggregation = Literal["token_mean", "seq_mean", "constant"]
-ISLevel = Literal["token", "sequence"]
-RolloutIS = Literal["none", "truncate", "mask"]
-ADVANTAGE_STDS = ("population", "unbiased", "none")
-AGGREGATIONS = ("token_mean", "seq_mean", "constant")
-IS_LEVELS = ("token", "sequence")
-ROLLOUT_IS_MODES = ("none", "truncate", "mask")
+from rlcore.algorithms.grpo.config import AdvantageStd, Aggregation, ISLevel, RolloutIS
+
+ADVANTAGE_STDS, AGGREGATIONS, IS_LEVELS = get_args(AdvantageStd), get_args(Aggregation), get_args(ISLevel)
 
 
 def group_advantages(rewards: Tensor, *, std: AdvantageStd = "population", eps: float = 1e-6,

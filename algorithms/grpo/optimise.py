@@ -37,18 +37,26 @@ def gather_rollouts(batch: Rollouts, dist: Distributed, pad_id: int) -> Rollouts
 def ppo_epochs(batch: Rollouts, *, cfg: GRPOConfig, dist: Distributed, policy: Any, model: Any, optimizer: Any,
                scheduler: Any) -> dict[str, Tensor]:
     """``cfg.ppo_epochs`` passes over the global ``batch`` (one optimiser step per ``mini_batch_size`` sequences,
-    none for a mini-batch without any token in the loss); returns the token-weighted mean loss metrics, the mean
-    gradient norm and the last learning rate."""
+    none for a mini-batch without any token in the loss); returns the loss metrics, the mean gradient norm and
+    the last learning rate, the same on every process and for any number of processes.
+
+    ``pg_loss`` is each mini-batch's loss (the sum of its micro-batch parts over processes: each part is already
+    divided by the whole mini-batch's units), averaged over mini-batches weighted by their tokens; the other loss
+    metrics (token means) are averaged over all tokens of the step.
+    """
     share = cfg.mini_batch_size // dist.world_size
     weight = lm_head_weight(model)
     totals: dict[str, Tensor] = {}
     tokens = torch.zeros((), device=dist.device)
+    step_tokens = torch.zeros((), device=dist.device)
     grad_norms = []
     for _ in range(cfg.ppo_epochs):
         for start in range(0, len(batch), cfg.mini_batch_size):
-            units = loss_units(batch.select(slice(start, start + cfg.mini_batch_size)).loss_mask(), cfg.aggregation)
+            mini_mask = batch.select(slice(start, start + cfg.mini_batch_size)).loss_mask()
+            units = loss_units(mini_mask, cfg.aggregation)
             if not bool(units):  # nothing of it enters the loss (filtered, masked): no optimiser step at all
                 continue
+            mini_tokens = mini_mask.sum().to(dist.device)
             first = start + dist.rank * share
             micro = list(range(first, first + share, cfg.micro_batch_size))
             for j, lo in enumerate(micro):
@@ -64,13 +72,17 @@ def ppo_epochs(batch: Rollouts, *, cfg: GRPOConfig, dist: Distributed, policy: A
                     dist.backward(loss * dist.world_size)  # DDP averages gradients over processes
                 n = mask.sum()
                 tokens += n
-                for k, v in m.items():
-                    totals[k] = totals.get(k, 0) + v * n
+                for k, v in m.items():  # pg_loss: a share of the mini-batch's loss; the rest: token means
+                    totals[k] = totals.get(k, 0) + v * (mini_tokens if k == "pg_loss" else n)
+            step_tokens += mini_tokens
             grad_norms.append(dist.clip_grad_norm(model.parameters(), cfg.max_grad_norm))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-    out = {k: v / tokens.clamp_min(1) for k, v in totals.items()}
+    keys = sorted(totals)
+    local = torch.stack([totals[k].float().to(dist.device) for k in keys] + [tokens.float()])
+    summed = dist.gather_rows(local[None]).sum(0)  # over processes: one collective
+    out = {k: summed[i] / (step_tokens if k == "pg_loss" else summed[-1]).clamp_min(1) for i, k in enumerate(keys)}
     out["grad_norm"] = torch.stack([g.float() for g in grad_norms]).mean() if grad_norms else torch.zeros(())
     out["lr"] = torch.tensor(scheduler.get_last_lr()[0])
     return out

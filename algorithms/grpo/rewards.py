@@ -1,54 +1,81 @@
-"""Reward functions of a GRPO run: built-ins, user functions, their weighted sum, and DAPO's overlong penalty.
+"""Reward functions of a GRPO run: the built-ins, user functions, their weighted sum, and DAPO's overlong penalty.
 
 A reward function is called once per step with the batch (TRL's convention, so TRL reward functions work here):
-``f(prompts=[question], completions=[response text], completion_ids=[[token]], answer=[gold], id=[problem id],
-**row fields)`` and returns one float per completion, or None where it has no score. ``reward_funcs`` names
-built-ins (:data:`BUILTIN_REWARDS`) or user functions as ``package.module:function``; ``reward_weights`` weighs
+``f(prompts=[prompt], completions=[response text], completion_ids=[[token]], id=[problem id], answer=[gold],
+**row fields, **run context) -> one float (or None: no score) per completion``. Every field of a dataset row reaches
+it as a list; the run context is ``correct`` (the verifier's verdicts, when every row has an answer),
+``reward_range`` and ``max_new_tokens``. Write ``**kwargs`` to take what you do not use, as TRL asks.
+
+``reward_funcs`` mixes registered names (entry-point group ``rlcore.rewards``: :data:`REWARDS`; the built-ins
+``math``, ``format`` and ``length`` are registered there too), ``"package.module:function"`` strings (imported
+like ``python -m`` would, so a module in the current folder is found) and callables. ``reward_weights`` weighs
 them; the run's reward is the weighted sum (None counts as 0, as TRL's ``nansum``), and each function's mean over
-the responses it scored is logged as ``train/reward/<name>``.
+the responses it scored is logged as ``train/reward/<name>`` (a callable's ``__name__``). A function that raises
+stops the run with its own exception and traceback.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from rlcore.envs.reasoning import MathRecord, score_records
+from rlcore.algorithms.grpo.registry import REWARDS, is_target
+from rlcore.envs.reasoning import MathRecord, check_records
 from rlcore.envs.reasoning.extract import extract_boxed
-from rlcore.errors import ConfigError, UserError
+from rlcore.envs.reasoning.rewards import REWARD_RANGES
+from rlcore.errors import ConfigError, DataError, UserError
+from rlcore.plugins import load_target
 
-BUILTIN_REWARDS = ("math", "format", "length")
-"""``math``: the verifier (correct / incorrect values of ``reward_range``); ``format``: 1 when the response has a
-complete ``\\boxed{}`` final answer, else 0; ``length``: ``-len / max_new_tokens`` (a linear length penalty)."""
 OVERLONG = "overlong"
 """Name under which DAPO's soft overlong penalty is added (and logged) when ``overlong_buffer > 0``."""
+CONTEXT = ("correct", "reward_range", "max_new_tokens")
+"""Keyword arguments every reward function gets from the run (besides the batch and the row fields)."""
 
 RewardFn = Callable[..., Sequence[float | None]]
 
 
-def is_user_function(name: str) -> bool:
-    """Whether ``name`` has the ``package.module:function`` form."""
-    module, sep, attr = name.partition(":")
-    return bool(sep and module and attr.isidentifier() and all(p.isidentifier() for p in module.split(".")))
-
-
 def load_user_function(spec: str) -> RewardFn:
-    """Import ``package.module:function`` (no code is evaluated from the string)."""
-    module, _, attr = spec.partition(":")
+    """Import ``package.module:function``, finding modules of the current folder as ``python -m`` does (no code
+    is evaluated from the string)."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
     try:
-        fn = getattr(importlib.import_module(module), attr)
+        fn = load_target(spec)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"reward function '{spec}' cannot be loaded ({type(e).__name__}: {e}); give an importable "
-                          "package.module:function") from e
+                          "package.module:function (modules of the current folder are found)") from e
     if not callable(fn):
         raise ConfigError(f"reward function '{spec}' is not callable")
     return fn
+
+
+def function_name(fn: Callable) -> str:
+    """The name a callable reward function is logged under: its ``__name__`` (that of a partial's function)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def resolve_reward(entry: str | RewardFn) -> tuple[str, RewardFn]:
+    """``(name, function)`` of one ``reward_funcs`` entry: a callable, a ``package.module:function`` string or a
+    registered name (one-line error listing the registered ones when unknown)."""
+    if callable(entry):
+        return function_name(entry), entry
+    if not isinstance(entry, str):
+        raise ConfigError(f"a reward function must be a callable, a registered name or 'package.module:function', "
+                          f"got {type(entry).__name__}")
+    if is_target(entry):
+        return entry, load_user_function(entry)
+    return entry, REWARDS.get(entry)
 
 
 def length_penalty(lengths: Tensor, max_len: int) -> Tensor:
@@ -73,6 +100,31 @@ def overlong_penalty(lengths: Tensor, max_len: int, buffer: int) -> Tensor:
     if buffer < 1 or buffer > max_len:
         raise ValueError(f"buffer must lie in 1..max_len ({max_len}), got {buffer}")
     return (((max_len - buffer) - lengths.double()) / buffer).clamp(-1.0, 0.0)
+
+
+def verifier_reward(*, correct: Sequence[bool] | None = None, reward_range: str = "pm1", **_: Any) -> list[float]:
+    """``math``: the verifier's verdict as a reward, the correct or incorrect value of ``reward_range``."""
+    if correct is None:
+        raise DataError("reward function 'math' needs the field 'answer' (or 'solution') in every dataset row; "
+                        "train on rows without answers with other reward functions")
+    low, high = REWARD_RANGES[reward_range]
+    return [high if ok else low for ok in correct]
+
+
+def format_reward(*, completions: Sequence[str], **_: Any) -> list[float]:
+    """``format``: 1 when the response has a complete ``\\boxed{}`` final answer, else 0."""
+    return [float(extract_boxed(t) is not None) for t in completions]
+
+
+def length_reward(*, completion_ids: Sequence[Sequence[int]], max_new_tokens: int, **_: Any) -> list[float]:
+    """``length``: ``-len / max_new_tokens``, a linear length penalty in [-1, 0]."""
+    return length_penalty(torch.tensor([len(ids) for ids in completion_ids]), max_new_tokens).tolist()
+
+
+def overlong_reward(*, completion_ids: Sequence[Sequence[int]], max_new_tokens: int, buffer: int, **_: Any
+                    ) -> list[float]:
+    """DAPO's soft overlong penalty of the responses (:func:`overlong_penalty`), added when ``overlong_buffer > 0``."""
+    return overlong_penalty(torch.tensor([len(ids) for ids in completion_ids]), max_new_tokens, buffer).tolist()
 
 
 def combine_rewards(scores: Tensor, weights: Tensor) -> Tensor:
@@ -105,26 +157,29 @@ def _check_scores(name: str, out: Any, n: int) -> list[float]:
 
 
 def row_fields(records: Sequence[MathRecord]) -> dict[str, list[Any]]:
-    """The dataset row fields passed to reward functions: ``answer``, ``id`` and every metadata key (None where
-    a row lacks it), one list entry per completion."""
-    fields: dict[str, list[Any]] = {"answer": [r.answer for r in records], "id": [r.id for r in records]}
+    """The dataset row fields passed to reward functions: ``id``, ``answer`` (when every row has one) and every
+    other field of the rows (None where a row lacks it), one list entry per completion."""
+    fields: dict[str, list[Any]] = {"id": [r.id for r in records]}
+    if all(r.answer is not None for r in records):
+        fields["answer"] = [r.answer for r in records]
+    reserved = {"prompts", "completions", "completion_ids", *CONTEXT}
     for key in sorted({k for r in records for k in r.metadata}):
-        if key not in fields and key not in ("prompts", "completions", "completion_ids"):
+        if key not in fields and key not in reserved:
             fields[key] = [r.metadata.get(key) for r in records]
     return fields
 
 
 @dataclass
 class Scores:
-    """One step's rewards: per function, their weighted sum, and the verifier's values."""
+    """One step's rewards: per function, their weighted sum, and the verifier's verdicts."""
 
     names: list[str]
     per_function: Tensor
     """(N, K) float64, NaN where a function gave no score."""
     total: Tensor
     """(N,) float32 weighted sum: the reward the run trains on."""
-    verifier: Tensor
-    """(N,) float32 verifier rewards (``math``), which decide correctness."""
+    correct: Tensor | None
+    """(N,) bool verdicts of the verifier (None when the rows have no answers)."""
 
     def means(self) -> dict[str, Tensor]:
         """``reward/<name>``: each function's mean over the responses it scored (0 when it scored none)."""
@@ -135,44 +190,46 @@ class Scores:
 
 
 class RewardFunctions:
-    """The run's reward functions: ``names`` (built-ins or ``package.module:function``) with ``weights``;
+    """The run's reward functions (``reward_funcs`` entries, see :func:`resolve_reward`) with ``weights``;
     ``overlong_buffer > 0`` adds DAPO's penalty under the name ``overlong`` with weight ``overlong_penalty``."""
 
-    def __init__(self, names: Sequence[str], weights: Sequence[float] | None, *, reward_range: str,
+    def __init__(self, funcs: Sequence[str | RewardFn], weights: Sequence[float] | None, *, reward_range: str,
                  max_new_tokens: int, overlong_buffer: int = 0, overlong_penalty: float = 1.0):
-        self.reward_range, self.max_new_tokens, self.overlong_buffer = reward_range, max_new_tokens, overlong_buffer
-        self.names = list(names)
+        if not funcs:
+            raise ConfigError("reward_funcs is empty; give at least one reward function")
+        if weights is not None and len(weights) != len(funcs):
+            raise ConfigError(f"reward_weights has {len(weights)} values for {len(funcs)} reward_funcs; give one "
+                              "weight per function")
+        resolved = [resolve_reward(f) for f in funcs]
+        self.names = [name for name, _ in resolved]
+        if len(set(self.names)) != len(self.names):
+            raise ConfigError(f"reward_funcs names must be distinct, got {self.names}")
+        self.funcs = [fn for _, fn in resolved]
         self.weights = list(weights) if weights is not None else [1.0] * len(self.names)
-        self.user = {n: load_user_function(n) for n in self.names if n not in BUILTIN_REWARDS}
         if overlong_buffer:
             self.names.append(OVERLONG)
+            self.funcs.append(functools.partial(overlong_reward, buffer=overlong_buffer))
             self.weights.append(overlong_penalty)
-
-    def _builtin(self, name: str, texts: list[str], lengths: Tensor, verifier: list[float]) -> list[float]:
-        if name == "math":
-            return verifier
-        if name == "format":
-            return [float(extract_boxed(t) is not None) for t in texts]
-        if name == "length":
-            return length_penalty(lengths, self.max_new_tokens).tolist()
-        return overlong_penalty(lengths, self.max_new_tokens, self.overlong_buffer).tolist()
+        self.reward_range, self.max_new_tokens = reward_range, max_new_tokens
 
     def __call__(self, texts: list[str], records: Sequence[MathRecord], token_ids: Sequence[Sequence[int]]) -> Scores:
-        """Score the completions ``texts`` (with their ``token_ids``) of ``records``, one each."""
-        verifier = score_records(texts, records, reward_range=self.reward_range)
-        lengths = torch.tensor([len(ids) for ids in token_ids])
+        """Score the completions ``texts`` (with their ``token_ids``) of ``records``, one each; the verifier judges
+        them first when every record has an answer."""
+        correct = check_records(texts, records) if all(r.answer is not None for r in records) else None
         kwargs = dict(prompts=[r.prompt for r in records], completions=list(texts),
-                      completion_ids=[list(ids) for ids in token_ids], **row_fields(records))
+                      completion_ids=[list(ids) for ids in token_ids], **row_fields(records),
+                      correct=None if correct is None else list(correct), reward_range=self.reward_range,
+                      max_new_tokens=self.max_new_tokens)
         columns = []
-        for name in self.names:
-            if name in self.user:
-                try:
-                    out = self.user[name](**kwargs)
-                except Exception as e:  # a user function's failure stops the run with one line naming it
-                    raise UserError(f"reward function '{name}' raised {type(e).__name__}: {e}") from e
-            else:
-                out = self._builtin(name, texts, lengths, verifier)
+        for name, fn in zip(self.names, self.funcs):
+            try:
+                out = fn(**kwargs)
+            except Exception as e:  # the user's own exception and frames go up; the note names the function
+                if hasattr(e, "add_note"):
+                    e.add_note(f"raised by reward function '{name}'")
+                raise
             columns.append(_check_scores(name, out, len(texts)))
         per_function = torch.tensor(columns, dtype=torch.float64).T.reshape(len(texts), len(self.names))
         total = combine_rewards(per_function, torch.tensor(self.weights, dtype=torch.float64)).float()
-        return Scores(self.names, per_function, total, torch.tensor(verifier))
+        return Scores(self.names, per_function, total,
+                      None if correct is None else torch.tensor(list(correct), dtype=torch.bool))

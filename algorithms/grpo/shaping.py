@@ -1,13 +1,16 @@
 """What the GRPO trainer hands to reward shaping and diagnostics, and how they say what they need.
 
 A step's rollouts reach a shaper as :class:`Groups` (G groups of m responses). The trainer always fills the
-rewards, the verdicts and the texts; anything costlier is computed only when a consumer declares it in ``needs``
-(:data:`NEEDS`): ``features`` (the per-sequence gradient feature Phi of ``rlcore.geometry.token_stats``, from the
-old-policy pass at no extra forward) and ``pooled_hidden`` (mean final hidden state over the response). The
-trainer asks every consumer (the shaper, the geometry diagnostics) through :func:`needs_of` and knows nothing of
-what they do with it. A shaper returns shaped rewards of the same shape; the trainer then standardises them within
-each group (docs/g2rl.md "Reward scaling": the paper shapes rewards before the group standardisation). Plain
-GRPO has no shaper; G2RL and the EVOL-RL-style baseline are shapers (``rlcore.algorithms.g2rl``).
+rewards, the verdicts, the texts and the response mask; every other per-response quantity of the no-gradient
+old-policy pass is handed over only when a consumer declares it in ``needs`` (:data:`NEEDS`): ``features`` (the
+gradient feature Phi of ``rlcore.geometry.token_stats``) and ``pooled_hidden`` (mean final hidden state over the
+response) are computed only then; ``logprobs`` and ``token_entropies`` come out of the same pass (the loss needs
+the log-probs anyway) and are kept for the shaper only then. The trainer asks every consumer (the shaper, the
+geometry diagnostics) through :func:`needs_of` and knows nothing of what they do with it. A shaper returns shaped
+rewards of the same shape; the trainer then standardises them within each group (docs/g2rl.md "Reward scaling":
+the paper shapes rewards before the group standardisation). Shapers are registered by name
+(:mod:`rlcore.algorithms.grpo.registry`); G2RL and the EVOL-RL-style baseline are two
+(``rlcore.algorithms.g2rl``).
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from torch import Tensor
 from rlcore.algorithms.grpo.losses import AdvantageStd, group_advantages
 from rlcore.geometry import cosine_matrix, novelty_scores, pairwise_stats
 
-FEATURES, POOLED_HIDDEN = "features", "pooled_hidden"
-NEEDS = (FEATURES, POOLED_HIDDEN)
-"""What a consumer may ask the trainer to compute for a step (texts, rewards and verdicts are always there)."""
+FEATURES, POOLED_HIDDEN, LOGPROBS, TOKEN_ENTROPIES = "features", "pooled_hidden", "logprobs", "token_entropies"
+NEEDS = (FEATURES, POOLED_HIDDEN, LOGPROBS, TOKEN_ENTROPIES)
+"""What a consumer may ask the trainer for (texts, rewards, verdicts and the response mask are always there)."""
 
 
 @dataclass
@@ -39,8 +42,14 @@ class Groups:
     """(G, m) bool, whether a final answer could be extracted from the response."""
     texts: list[list[str]]
     """Decoded responses, [group][response]."""
+    response_mask: Tensor | None = None
+    """(G, m, C) bool, True on response tokens (the per-token tensors below are 0 elsewhere)."""
     features: Tensor | None = None
     """(G, m, d) gradient feature Phi from the old-policy pass, when a consumer needs ``features``."""
+    logprobs: Tensor | None = None
+    """(G, m, C) old-policy log-probs of the response tokens, when a consumer needs ``logprobs``."""
+    token_entropies: Tensor | None = None
+    """(G, m, C) entropies of the old policy at each response position, when a consumer needs them."""
     novelty: Tensor | None = None
     """(G, m) novelty nu of Phi given the rewards (G2RL eqs. 9-11); filled on first use by :func:`novelty_of`."""
     pooled_hidden: Tensor | None = None

@@ -4,16 +4,25 @@ completions log.
 A step has one round (``dynamic_sampling`` off) or several (DAPO dynamic sampling, :mod:`.dynamic`). Each round
 holds this process's share of the groups: the completions, their scores, the shaped rewards and advantages, and
 the padded rollouts with what the loss needs.
+
+Rollout/trainer mismatch (:func:`rollout_correction`): the engine (vLLM, or HF generate in bf16 or with top-p)
+samples from a distribution pi_sampler that may differ from the trainer's old policy pi_old recomputed in full
+precision, so the clipped objective uses samples of the wrong distribution. ``rollout_kl`` estimates
+KL(pi_sampler || pi_old) on the sampled tokens (k1: the mean of ``sampling_logp - old_logp``); the weights
+``pi_old / pi_sampler``, capped, reweight the clipped loss (``rollout_is``; TRL's
+``vllm_importance_sampling_correction``; truncated IS of Yao et al. 2025).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from rlcore.algorithms.grpo.losses import ISLevel, RolloutIS, masked_mean, rollout_weights
 from rlcore.algorithms.grpo.rewards import Scores
 from rlcore.algorithms.grpo.rollouts import Rollouts
 from rlcore.algorithms.grpo.shaping import Groups, flat_groups
@@ -38,7 +47,7 @@ def loss_keep(shaped: Tensor, is_truncated: Tensor, *, filter_zero_variance: boo
     keep = None
     m = shaped.shape[-1]
     if filter_zero_variance:
-        keep = ((shaped.amax(-1) - shaped.amin(-1)) > 1e-12).repeat_interleave(m)
+        keep = (~flat_groups(shaped)).repeat_interleave(m)
     if mask_truncated:
         kept = ~is_truncated.to(shaped.device)
         keep = kept if keep is None else keep & kept
@@ -82,9 +91,11 @@ def round_metrics(scores: Scores, groups: Groups, shaped: Tensor, batch: Rollout
                   shaping: dict[str, Tensor], diagnostics: dict[str, Tensor]) -> dict[str, Tensor]:
     """The train/* metrics of one round (this process's groups). ``reward_std`` is the standard deviation (n - 1) of
     the rewards over all the round's responses, ``frac_reward_zero_std`` the share of groups whose rewards are all
-    equal (no learning signal before shaping): TRL's ``reward_std`` and ``frac_reward_zero_std``."""
+    equal (no learning signal before shaping): TRL's ``reward_std`` and ``frac_reward_zero_std``. ``accuracy`` only
+    when the rows have answers."""
+    accuracy = {"accuracy": groups.correct.float().mean()} if scores.correct is not None else {}
     return {
-        "reward": groups.rewards.mean(), "accuracy": groups.correct.float().mean(), "shaped_reward": shaped.mean(),
+        "reward": groups.rewards.mean(), **accuracy, "shaped_reward": shaped.mean(),
         "reward_std": groups.rewards.float().reshape(-1).std().nan_to_num(0.0),
         "frac_reward_zero_std": flat_groups(groups.rewards).float().mean(),
         "response_tokens": batch.response_mask.sum(-1).float().mean(), "truncated_frac": is_truncated.float().mean(),
@@ -115,3 +126,27 @@ def completion_records(step: int, r: Round, is_truncated: Tensor, group_offset: 
             "trained": bool(trained[i]),
         })
     return out
+
+
+def rollout_correction(batch: Rollouts, *, mode: RolloutIS = "none", cap: float = 2.0, level: ISLevel = "token"
+                       ) -> dict[str, Tensor]:
+    """Mismatch metrics of ``batch`` (needs ``old_logprobs`` and ``sampling_logprobs``); with ``mode`` truncate or
+    mask, also sets ``batch.rollout_weights`` (N, C) (see :func:`rlcore.algorithms.grpo.losses.rollout_weights`).
+
+    Returns 0-d tensors: ``rollout_kl`` (token mean of sampling - old log-prob), ``rollout_abs_gap`` (token mean of
+    its absolute value, TRL's sampling_logp_difference/mean) and, with a correction, ``rollout_is_weight`` (mean
+    weight) and ``rollout_is_capped_frac`` (share of tokens whose uncapped weight exceeded ``cap``).
+    """
+    if batch.old_logprobs is None or batch.sampling_logprobs is None:
+        raise ValueError("the mismatch correction needs the old and the sampling log-probs of the batch")
+    mask = batch.response_mask
+    gap = torch.nan_to_num(batch.sampling_logprobs.to(batch.old_logprobs.dtype) - batch.old_logprobs, nan=0.0)
+    metrics = {"rollout_kl": masked_mean(gap, mask), "rollout_abs_gap": masked_mean(gap.abs(), mask)}
+    if mode == "none":
+        return metrics
+    old, sampling = batch.old_logprobs, batch.sampling_logprobs.to(batch.old_logprobs.dtype)
+    raw = rollout_weights(old, sampling, mask, mode="truncate", cap=math.inf, level=level)
+    batch.rollout_weights = rollout_weights(old, sampling, mask, mode=mode, cap=cap, level=level)
+    metrics["rollout_is_weight"] = masked_mean(batch.rollout_weights, mask)
+    metrics["rollout_is_capped_frac"] = masked_mean((raw > cap).to(gap.dtype), mask)
+    return metrics

@@ -4,27 +4,30 @@ A step, on each of the N processes (the prompts of a step are split between them
 
 1. sample m responses per prompt with the rollout engine (HF: one seeded call per prompt, so the samples depend
    only on (seed, step, prompt) and a run gives the same samples on any number of processes);
-2. score them with the reward functions (``reward_funcs``: the verifier's +1 / -1 by default) and sum them with
-   ``reward_weights`` (:mod:`.rewards`);
+2. judge them with the verifier (when the rows have answers) and score them with the reward functions
+   (``reward_funcs``: the verifier's +1 / -1 by default), summed with ``reward_weights`` (:mod:`.rewards`);
 3. ONE old-policy forward pass gives old log-probs and token entropies, plus what the shaper and the geometry
    diagnostics declared in ``needs`` (``rlcore.algorithms.grpo.shaping``): the gradient feature Phi from the same
    LM-head pass (:func:`rlcore.geometry.token_stats`, no backward) and mean-pooled hidden states; a frozen
-   reference pass gives reference log-probs when ``beta > 0``;
-4. the reward shaper (G2RL, EVOL-style, or none) turns rewards into shaped rewards, standardised within groups
-   into advantages; the geometry diagnostics read the same groups;
+   reference pass gives reference log-probs when ``beta > 0``; the rollout/trainer mismatch is measured (:mod:`.step`);
+4. the reward shaper named by ``cfg.shaper`` (:mod:`.registry`: G2RL, EVOL-style, none, or a plugin) turns
+   rewards into shaped rewards, standardised within groups into advantages; the geometry diagnostics read the
+   same groups;
 5. with ``dynamic_sampling``, steps 1-4 repeat on further prompts until the step has ``prompts_per_step`` groups
    that carry a signal (:mod:`.dynamic`); ``mask_truncated`` leaves cut responses out of the loss;
-6. the step's batch is gathered on every process; PPO epochs walk through mini-batches of ``mini_batch_size``
-   sequences (each process takes its share, in micro-batches with gradient accumulation); each mini-batch ends
-   with one optimiser step, so all processes keep identical parameters; every ``log_completions_every`` steps
-   each response goes to ``completions.jsonl``;
+6. the step's batch is gathered on every process; PPO epochs (:mod:`.optimise`) walk through mini-batches of
+   ``mini_batch_size`` sequences (each process takes its share, in micro-batches with gradient accumulation); each
+   mini-batch ends with one optimiser step, so all processes keep identical parameters, and the loss metrics are
+   reduced over processes; every ``log_completions_every`` steps each response goes to ``completions.jsonl``;
 7. the rollout engine is brought up to date (a colocated HF engine shares the weights; vLLM reloads them).
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,29 +35,37 @@ from torch import Tensor
 
 from rlcore.algorithms.grpo.completions import CompletionLog
 from rlcore.algorithms.grpo.config import GRPOConfig
-from rlcore.algorithms.grpo.data import build_problems, load_records
+from rlcore.algorithms.grpo.data import PromptSampler, build_problems, load_records
 from rlcore.algorithms.grpo.dynamic import assemble_rounds, enough, informative_groups
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
-from rlcore.algorithms.grpo.mismatch import rollout_correction
 from rlcore.algorithms.grpo.optimise import gather_rollouts, ppo_epochs
 from rlcore.algorithms.grpo.phi_check import phi_check
 from rlcore.algorithms.grpo.policy import build_policy, lr_factor, resolve_model
-from rlcore.algorithms.grpo.rewards import RewardFunctions
+from rlcore.algorithms.grpo.registry import build_shaper
+from rlcore.algorithms.grpo.rewards import RewardFn, RewardFunctions
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
 from rlcore.algorithms.grpo.shaping import (
     FEATURES,
+    LOGPROBS,
     POOLED_HIDDEN,
+    TOKEN_ENTROPIES,
     GeometryDiagnostics,
     Groups,
     RewardShaper,
     advantages_from,
     needs_of,
 )
-from rlcore.algorithms.grpo.state import TrainerState
-from rlcore.algorithms.grpo.step import Round, completion_records, loss_keep, round_metrics, step_metrics, truncated
+from rlcore.algorithms.grpo.step import (
+    Round,
+    completion_records,
+    loss_keep,
+    rollout_correction,
+    round_metrics,
+    step_metrics,
+    truncated,
+)
 from rlcore.distributed import Distributed
-from rlcore.envs.reasoning import record_answer
-from rlcore.envs.reasoning.rewards import REWARD_RANGES
+from rlcore.envs.reasoning import record_answer, require_answers
 from rlcore.errors import ConfigError
 from rlcore.llm import lm_head_weight
 from rlcore.rollout import Completion, SamplingParams, make_engine
@@ -64,23 +75,44 @@ __all__ = ["GRPOTrainer", "lr_factor", "resolve_model"]
 _MIX = 1_000_003  # odd multiplier to mix (seed, step, prompt) into one sampling seed
 
 
-class GRPOTrainer(TrainerState):
+class GRPOTrainer:
     """The GRPO algorithm object for :func:`rlcore.loop.train_loop`: ``update(prompt indices) -> metrics``.
 
-    ``shaper``: the reward-shaping hook (:class:`rlcore.algorithms.grpo.shaping.RewardShaper`); None is plain GRPO.
+    Everything a run plugs in is given here, nothing is set afterwards:
+
+    - ``shaper``: the reward shaper (:class:`rlcore.algorithms.grpo.shaping.RewardShaper`); default: the one
+      ``cfg.shaper`` names in the registry (None for 'none', plain GRPO);
+    - ``prompts``: the run's prompt sampler, which dynamic sampling also draws its extra rounds from (default: a
+      :class:`PromptSampler` over the training problems seeded with ``cfg.seed``); kept as ``self.sampler``;
+    - ``completion_log``: where ``log_completions_every`` writes (an object with ``append(rows)``; None: the rows
+      are gathered, not kept);
+    - ``train_data``: the training rows instead of ``cfg.dataset`` (a ``datasets.Dataset``, a list of dicts, a
+      JSONL or Parquet path, a benchmark name);
+    - ``reward_funcs``: reward functions instead of ``cfg.reward_funcs`` (callables, ``package.module:function``
+      strings or registered names, mixed).
     """
 
-    def __init__(self, cfg: GRPOConfig, dist: Distributed, shaper: RewardShaper | None = None):
+    def __init__(self, cfg: GRPOConfig, dist: Distributed, *, shaper: RewardShaper | None = None,
+                 prompts: PromptSampler | None = None, completion_log: CompletionLog | None = None,
+                 train_data: Any = None, reward_funcs: Sequence[str | RewardFn] | None = None):
         self._check(cfg, dist)
-        self.cfg, self.dist, self.shaper = cfg, dist, shaper
+        self.cfg, self.dist = cfg, dist
+        self.shaper = shaper if shaper is not None else build_shaper(cfg, dist)
         self.diagnostics = GeometryDiagnostics(enabled=cfg.geometry_diagnostics)
-        self.needs = needs_of([shaper, self.diagnostics])
-        self.rewards = RewardFunctions(cfg.reward_funcs, cfg.reward_weights, reward_range=cfg.reward_range,
+        self.needs = needs_of([self.shaper, self.diagnostics])
+        self.rewards = RewardFunctions(reward_funcs if reward_funcs is not None else cfg.reward_funcs,
+                                       cfg.reward_weights, reward_range=cfg.reward_range,
                                        max_new_tokens=cfg.max_new_tokens, overlong_buffer=cfg.overlong_buffer,
                                        overlong_penalty=cfg.overlong_penalty)
         load = dict(data_dir=cfg.data_dir, arith_kinds=cfg.arith_kinds, arith_max_number=cfg.arith_max_number)
-        train_records = load_records(cfg.dataset, limit=cfg.dataset_limit, **load)  # bad data fails before the model
+        # bad data fails before the model loads
+        train_records = load_records(train_data if train_data is not None else cfg.dataset, limit=cfg.dataset_limit,
+                                     **load)
+        if "math" in self.rewards.names:
+            require_answers(train_records, "reward function 'math'")
         eval_records = load_records(cfg.eval_dataset, limit=cfg.eval_limit, **load) if cfg.eval_dataset else None
+        if eval_records is not None:
+            require_answers(eval_records, f"evaluation (pass@k) on eval_dataset '{cfg.eval_dataset}'")
         built = build_policy(cfg, dist)
         self.model_path, self.model, self.tokenizer, self.reference = (built.model_path, built.model, built.tokenizer,
                                                                        built.reference)
@@ -88,15 +120,14 @@ class GRPOTrainer(TrainerState):
         self._engine_stale = False
         self.engine = self._make_engine()
         self.steps = 0
-        self.train_problems = build_problems(cfg.dataset, train_records, self.tokenizer,
+        name = cfg.dataset if train_data is None or isinstance(train_data, str) else "the training data"
+        self.train_problems = build_problems(name, train_records, self.tokenizer,
                                              prompt_format=cfg.prompt_format, max_prompt_tokens=cfg.max_prompt_tokens)
         self.eval_problems = build_problems(cfg.eval_dataset, eval_records, self.tokenizer,
                                             prompt_format=cfg.prompt_format) if eval_records is not None else None
-        self.low, self.high = REWARD_RANGES[cfg.reward_range]
-        self.more_prompts: Callable[[], list[int]] | None = None
-        """Global problem indices of one more round (dynamic sampling); ``train`` sets the run's prompt sampler."""
-        self.completion_log: CompletionLog | None = None
-        """Where ``log_completions_every`` writes (set by ``train``; None: the records are gathered, not kept)."""
+        self.sampler = prompts if prompts is not None else PromptSampler(len(self.train_problems),
+                                                                           cfg.prompts_per_step, cfg.seed)
+        self.completion_log = completion_log
 
     @staticmethod
     def _check(cfg: GRPOConfig, dist: Distributed) -> None:
@@ -190,9 +221,9 @@ class GRPOTrainer(TrainerState):
         t2 = time.perf_counter()
 
         batch = Rollouts.from_completions(groups_out, self.tokenizer.pad_token_id, dist.device)
-        batch.old_logprobs, _, phi, pooled = self._no_grad_pass(dist.unwrap(self.policy), batch,
-                                                                features=FEATURES in self.needs,
-                                                                pooled=POOLED_HIDDEN in self.needs)
+        batch.old_logprobs, entropies, phi, pooled = self._no_grad_pass(dist.unwrap(self.policy), batch,
+                                                                        features=FEATURES in self.needs,
+                                                                        pooled=POOLED_HIDDEN in self.needs)
         if cfg.beta > 0:
             batch.ref_logprobs = self._reference_logprobs(batch)
         mismatch = rollout_correction(batch, mode=cfg.rollout_is, cap=cfg.rollout_is_cap, level=cfg.rollout_is_level)
@@ -201,13 +232,17 @@ class GRPOTrainer(TrainerState):
         m = cfg.group_size
         rewards = scores.total.view(-1, m).to(dist.device)
         G = rewards.shape[0]
-        groups = Groups(rewards=rewards, correct=(scores.verifier > (self.low + self.high) / 2).view(G, m).to(
-                            dist.device),
+        per_token = (lambda x: x.view(G, m, -1))  # noqa: E731
+        correct = scores.correct if scores.correct is not None else torch.zeros(len(texts), dtype=torch.bool)
+        groups = Groups(rewards=rewards, correct=correct.view(G, m).to(dist.device),
                         answered=torch.tensor([record_answer(t, r) is not None for t, r in zip(texts, records)],
                                               device=dist.device).view(G, m),
                         texts=[texts[g * m:(g + 1) * m] for g in range(G)],
+                        response_mask=per_token(batch.response_mask),
                         features=phi.view(G, m, -1) if phi is not None else None,
-                        pooled_hidden=pooled.view(G, m, -1) if pooled is not None else None)
+                        pooled_hidden=pooled.view(G, m, -1) if pooled is not None else None,
+                        logprobs=per_token(batch.old_logprobs) if LOGPROBS in self.needs else None,
+                        token_entropies=per_token(entropies) if TOKEN_ENTROPIES in self.needs else None)
         advantages, shaped, shaping_metrics = advantages_from(groups, self.shaper, std=cfg.adv_std, eps=cfg.adv_eps,
                                                               eps_inside=cfg.adv_eps_inside)
         batch.advantages = advantages.reshape(-1).float()
@@ -252,7 +287,7 @@ class GRPOTrainer(TrainerState):
             informative.append(dist.gather_rows(informative_groups(rounds[-1].shaped)))
             if len(rounds) == cfg.max_gen_batches or enough(informative, cfg.prompts_per_step):
                 break
-            rounds.append(self._round(self._more_prompts(), len(rounds)))
+            rounds.append(self._round(self.sampler.sample(), len(rounds)))
         t3 = time.perf_counter()
         batch, sampling = self._assemble(rounds, informative)
         metrics = {**step_metrics(rounds), **sampling}
@@ -268,11 +303,6 @@ class GRPOTrainer(TrainerState):
         metrics["time/optimise_s"] = torch.tensor(t4 - t3)
         metrics["time/weight_sync_s"] = torch.tensor(sync_s)
         return dist.mean({k: v.detach().float().cpu() for k, v in metrics.items()})
-
-    def _more_prompts(self) -> list[int]:
-        if self.more_prompts is None:
-            raise ConfigError("dynamic_sampling needs a prompt source: set trainer.more_prompts (train() does)")
-        return self.more_prompts()
 
     def optimise(self, batch: Rollouts) -> dict[str, Tensor]:
         """PPO epochs over the global ``batch``: one optimiser step per mini-batch; returns mean metrics."""
@@ -290,10 +320,50 @@ class GRPOTrainer(TrainerState):
             return evaluate_policy(self.engine, self.eval_problems, self.dist, k=cfg.eval_samples,
                                    temperature=cfg.eval_temperature,
                                    max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens,
-                                   seed=self._seed(7_777_777), reward_range=cfg.reward_range,
-                                   batch_size=cfg.rollout_batch_size)
+                                   seed=self._seed(7_777_777), batch_size=cfg.rollout_batch_size)
         finally:
             self.engine.sleep()
 
     def close(self) -> None:
         self.engine.close()
+
+    # ------------------------------------------------------------------------------ state, checkpoints, export
+
+    def trainable_state(self) -> dict[str, Tensor]:
+        return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Trainable parameters, optimiser, schedule and step count (frozen weights reload from the model path)."""
+        return {"model": self.trainable_state(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "steps": self.steps}
+
+    @torch.no_grad()
+    def load_trainable(self, params: Mapping[str, Tensor]) -> None:
+        own = dict(self.model.named_parameters())
+        missing = [n for n, p in own.items() if p.requires_grad and n not in params]
+        if missing or any(n not in own for n in params):
+            raise ConfigError(f"checkpoint parameters do not match the model ({missing[:3] or list(params)[:3]}); "
+                              "resume with the same model and LoRA settings")
+        for name, value in params.items():
+            own[name].copy_(value)
+        self._engine_stale = True
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.load_trainable(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.steps = int(state["steps"])
+
+    def parameter_checksum(self) -> Tensor:
+        """float64 sum and sum of squares of the trainable parameters (to check processes agree)."""
+        flat = [p.detach().double().reshape(-1) for p in self.trainable_state().values()]
+        return torch.stack([sum(x.sum() for x in flat), sum(x.square().sum() for x in flat)])
+
+    def export(self, directory: Path) -> None:
+        """Write the policy (LoRA merged into a copy) and its tokenizer with ``save_pretrained``."""
+        model = self.model
+        if self.cfg.lora_rank:
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+

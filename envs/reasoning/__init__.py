@@ -4,15 +4,16 @@
 """
 
 from rlcore.envs.reasoning.arith import arith_reward, make_arith_dataset
-from rlcore.envs.reasoning.datasets import BENCHMARK_FILES, MathRecord, load_math_dataset
+from rlcore.envs.reasoning.datasets import BENCHMARK_FILES, MathRecord, load_math_dataset, require_answers
 from rlcore.envs.reasoning.extract import extract_answer
 from rlcore.envs.reasoning.metrics import benchmark_metrics, maj_at_k, mean_at_k, pass_at_k, summary_rows
-from rlcore.envs.reasoning.prompts import G2RL_INSTRUCTION, build_prompt
+from rlcore.envs.reasoning.prompts import G2RL_INSTRUCTION, build_prompt, record_prompt
 from rlcore.envs.reasoning.rewards import math_reward, score_completions
-from rlcore.envs.reasoning.scoring import record_answer, score_records
+from rlcore.envs.reasoning.scoring import check_records, record_answer, score_records
 
 __all__ = [
     "BENCHMARK_FILES", "G2RL_INSTRUCTION", "MathRecord", "arith_reward", "benchmark_metrics", "build_prompt",
-    "extract_answer", "load_math_dataset", "maj_at_k", "make_arith_dataset", "math_reward", "mean_at_k",
-    "pass_at_k", "record_answer", "score_completions", "score_records", "summary_rows",
+    "check_records", "extract_answer", "load_math_dataset", "maj_at_k", "make_arith_dataset", "math_reward",
+    "mean_at_k", "pass_at_k", "record_answer", "record_prompt", "require_answers", "score_completions",
+    "score_records", "summary_rows",
 ]

@@ -56,12 +56,12 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from rlcore.envs.reasoning.datasets import load_math_dataset
+    from rlcore.envs.reasoning.evaluate import sample_and_check
     from rlcore.envs.reasoning.metrics import benchmark_metrics, summary_rows, to_csv, to_markdown
-    from rlcore.envs.reasoning.prompts import build_prompt
-    from rlcore.envs.reasoning.scoring import record_answer, score_records
+    from rlcore.envs.reasoning.prompts import record_prompt
     from rlcore.io import atomic_write_text
     from rlcore.llm.policy import check_model_path
-    from rlcore.rollout import SamplingParams, make_engine
+    from rlcore.rollout import make_engine
 
     _check_args(args)
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
@@ -75,35 +75,24 @@ def _run(args: argparse.Namespace) -> int:
                              gpu_memory_utilization=args.gpu_memory_utilization)
     out = Path(args.out or f"runs/eval-llm-{time.strftime('%Y%m%d-%H%M%S')}")  # only once the model loaded
     out.mkdir(parents=True, exist_ok=True)
-    prompts_per_call = max(1, args.batch_size // args.k)
     per_benchmark = {}
     with open(out / "samples.jsonl", "w", encoding="utf-8") as samples_file:
         for name, records in datasets.items():
             bar = tqdm(total=len(records), desc=f"eval {name}", unit="problem", file=sys.stderr)
-            groups = []
-            for start in range(0, len(records), prompts_per_call):
-                chunk = records[start:start + prompts_per_call]
-                params = SamplingParams(n=args.k, temperature=args.temperature, top_p=args.top_p,
-                                        max_new_tokens=args.max_new_tokens, seed=args.seed + start)
-                prompts = [build_prompt(r.prompt, engine.tokenizer) for r in chunk]
-                completions = engine.generate(prompts, params)
-                flat = [(r, c) for r, group in zip(chunk, completions) for c in group]
-                rewards = score_records([c.text for _, c in flat], [r for r, _ in flat], timeout=args.reward_timeout,
-                                        workers=args.workers)
-                for j, r in enumerate(chunk):
-                    group = []
-                    for s in range(args.k):
-                        c, reward = completions[j][s], rewards[j * args.k + s]
-                        answer = record_answer(c.text, r)
-                        group.append((answer, reward > 0))
-                        samples_file.write(json.dumps({
-                            "benchmark": name, "id": r.id, "sample": s, "gold": r.answer, "answer": answer,
-                            "reward": reward, "correct": reward > 0, "finish_reason": c.finish_reason,
-                            "tokens": len(c.token_ids), "completion": c.text}) + "\n")
-                    groups.append(group)
-                bar.update(len(chunk))
+            checked = sample_and_check(engine, [record_prompt(r, engine.tokenizer) for r in records], records,
+                                       k=args.k, temperature=args.temperature, top_p=args.top_p,
+                                       max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size,
+                                       timeout=args.reward_timeout, workers=args.workers, on_chunk=bar.update)
             bar.close()
-            per_benchmark[name] = benchmark_metrics(groups, args.k, seed=args.seed)
+            for r, group in zip(records, checked):
+                for s, sample in enumerate(group):
+                    c = sample.completion
+                    samples_file.write(json.dumps({
+                        "benchmark": name, "id": r.id, "sample": s, "gold": r.answer, "answer": sample.answer,
+                        "correct": sample.correct, "finish_reason": c.finish_reason, "tokens": len(c.token_ids),
+                        "completion": c.text}) + "\n")
+            per_benchmark[name] = benchmark_metrics([[(x.answer, x.correct) for x in g] for g in checked], args.k,
+                                                    seed=args.seed)
     rows = summary_rows(per_benchmark)
     table = to_markdown(rows)
     atomic_write_text(out / "results.md", f"# rlcore eval llm: {args.model}\n\nk = {args.k}, temperature = "

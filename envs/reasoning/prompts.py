@@ -26,3 +26,18 @@ def build_prompt(question: str, tokenizer: Any | None = None, *, instruction: st
         messages = [{"role": "user", "content": f"{question}\n{instruction}"}]
     extra = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
+
+
+def record_prompt(record: Any, tokenizer: Any | None = None, *, chat: bool = True) -> str:
+    """The prompt text of a :class:`rlcore.envs.reasoning.MathRecord`: a verbatim text as it is, verbatim chat
+    messages through ``tokenizer``'s chat template, a question through :func:`build_prompt` (with the chat template
+    only when ``chat``)."""
+    if not record.verbatim:
+        return build_prompt(record.prompt, tokenizer if chat else None)
+    if isinstance(record.prompt, str):
+        return record.prompt
+    if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
+        from rlcore.errors import DataError
+
+        raise DataError(f"row '{record.id}' has chat messages as its prompt, but the tokenizer has no chat template")
+    return tokenizer.apply_chat_template(record.prompt, tokenize=False, add_generation_prompt=True)

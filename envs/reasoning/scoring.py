@@ -27,6 +27,15 @@ def score_records(completions: Sequence[str], records: Sequence[MathRecord], *,
     return rewards
 
 
+def check_records(completions: Sequence[str], records: Sequence[MathRecord], *, timeout: float = 5.0,
+                  workers: int | None = None, progress: bool = False) -> list[bool]:
+    """Whether ``completions[i]`` answers ``records[i]`` correctly: THE definition of "correct" (training
+    accuracy, evaluation, the ``math`` reward), the record's verifier accepting the final answer."""
+    rewards = score_records(completions, records, reward_range=(0.0, 1.0), timeout=timeout, workers=workers,
+                            progress=progress)
+    return [r == 1.0 for r in rewards]
+
+
 def record_answer(completion: str, record: MathRecord) -> str | None:
     """The final answer extracted from a completion, as the record's verifier reads it (for maj@k votes)."""
     if record.verifier == "arith":

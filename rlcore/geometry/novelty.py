@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -10,7 +10,7 @@ from torch import Tensor
 from rlcore.geometry.similarity import cosine_matrix, pair_mask
 
 ScaleMode = Literal["literal", "centered", "none"]
-SCALE_MODES = ("literal", "centered", "none")
+SCALE_MODES = get_args(ScaleMode)
 
 
 def _valid(mask: Tensor | None, like: Tensor) -> Tensor:

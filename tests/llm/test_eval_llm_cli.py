@@ -20,8 +20,11 @@ def test_eval_llm_tiny_writes_samples_and_tables(tmp_path):
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 2 * 3 * 2
     assert {s["benchmark"] for s in samples} == {"arith", "amc23"}
-    assert all(s["reward"] in (-1.0, 1.0) and s["tokens"] <= 4 for s in samples)
+    assert all(isinstance(s["correct"], bool) and s["tokens"] <= 4 for s in samples)
     rows = list(csv.DictReader((out / "results.csv").open()))
+    for row in rows[:2]:  # pass@1 is the share of samples the verifier judged correct
+        verdicts = [s["correct"] for s in samples if s["benchmark"] == row["benchmark"]]
+        assert float(row["pass@1"]) == pytest.approx(100 * sum(verdicts) / len(verdicts))
     assert [r["benchmark"] for r in rows] == ["arith", "amc23", "average"]
     assert set(rows[0]) == {"benchmark", "prompts", "pass@1", "maj@2", "pass@2"}
     assert "| benchmark |" in (out / "results.md").read_text() and "| average |" in result.stdout
@@ -29,6 +32,7 @@ def test_eval_llm_tiny_writes_samples_and_tables(tmp_path):
 
 def test_eval_llm_bad_input_is_one_line(tmp_path):
     result = run_cli("eval", "llm", "--benchmarks", "nope", "--out", str(tmp_path))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "neither a JSONL file" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "neither a JSONL or Parquet file" in result.stderr
     result = run_cli("eval", "llm", "--benchmarks", "arith", "--top-p", "0", "--out", str(tmp_path))
     assert result.returncode == 2 and "top-p" in result.stderr

@@ -4,6 +4,7 @@ sampling (and how it combines with G2RL), the completions log, and a 2-step run 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,13 +12,13 @@ pytest.importorskip("transformers", reason="the llm extra is not installed (pip 
 
 import torch  # noqa: E402
 
+import rlcore  # noqa: E402
 from rlcore.algorithms.g2rl.config import G2RLConfig  # noqa: E402
-from rlcore.algorithms.g2rl.shaping import make_shaper  # noqa: E402
 from rlcore.algorithms.grpo.config import GRPOConfig  # noqa: E402
 from rlcore.algorithms.grpo.data import PromptSampler  # noqa: E402
-from rlcore.algorithms.grpo.trainer import GRPOTrainer, train  # noqa: E402
+from rlcore.algorithms.grpo.trainer import GRPOTrainer  # noqa: E402
 from rlcore.distributed import Distributed  # noqa: E402
-from rlcore.errors import UserError  # noqa: E402
+from rlcore.errors import DataError, UserError  # noqa: E402
 from rlcore.logging import read_metrics  # noqa: E402
 
 # the random tiny model never answers and never stops within 5 tokens: every group is uniform, every response cut
@@ -59,13 +60,11 @@ def user_rewards(tmp_path, monkeypatch):
     return "featrewards"
 
 
-def _trainer(cls=GRPOConfig, **overrides) -> GRPOTrainer:
+def _trainer(cls=GRPOConfig, completion_log=None, **overrides) -> GRPOTrainer:
     torch.manual_seed(0)
     cfg = cls(**{**TINY, **overrides})
-    dist = Distributed("cpu")
-    trainer = GRPOTrainer(cfg, dist, make_shaper(cfg, dist) if cls is G2RLConfig else None)
-    trainer.more_prompts = PromptSampler(len(trainer.train_problems), cfg.prompts_per_step, seed=1).sample
-    return trainer
+    return GRPOTrainer(cfg, Distributed("cpu"), prompts=PromptSampler(16, cfg.prompts_per_step, seed=1),
+                       completion_log=completion_log)
 
 
 def _moved(trainer, indices) -> tuple[bool, dict]:
@@ -116,10 +115,10 @@ def test_dynamic_sampling_with_g2rl_keeps_rescued_groups():
 
 def test_dynamic_sampling_trains_on_the_informative_groups(user_rewards):
     """A reward that makes only some groups informative: the batch takes them first, drops the rest."""
-    trainer = _trainer(reward_funcs=[f"{user_rewards}:odd_prompt"], dynamic_sampling=True, max_gen_batches=4,
-                       log_completions_every=1)
     rows = []
-    trainer.completion_log = type("Sink", (), {"append": lambda self, r: rows.extend(r)})()
+    trainer = _trainer(reward_funcs=[f"{user_rewards}:odd_prompt"], dynamic_sampling=True, max_gen_batches=4,
+                       log_completions_every=1,
+                       completion_log=type("Sink", (), {"append": lambda self, r: rows.extend(r)})())
     moved, metrics = _moved(trainer, [0, 1])
     odd = {int(r["prompt_id"].split("/")[1]) % 2 for r in rows if r["trained"]}
     assert moved and odd == {1}  # only groups of odd problems (unequal rewards) were trained on
@@ -133,7 +132,7 @@ def test_two_step_run_with_every_switch(tmp_path):
                         "dynamic_sampling": True, "max_gen_batches": 2, "mask_truncated": True,
                         "overlong_buffer": 2, "log_completions_every": 1, "ckpt_every": 2})
     run_dir = tmp_path / "run"
-    train(cfg, algo="g2rl", run_dir=run_dir, make_shaper=make_shaper)
+    rlcore.train(cfg, run_dir=run_dir)
     records = [r for r in read_metrics(run_dir) if "train/reward" in r]
     keys = ("train/reward/math", "train/reward/format", "train/reward/overlong", "train/gen_rounds",
             "train/dropped_frac", "geom/mean_nu")
@@ -146,3 +145,29 @@ def test_two_step_run_with_every_switch(tmp_path):
                           "truncated", "correct", "trained"}
     assert set(first["rewards"]) == {"math", "format", "overlong"} and first["nu"] is not None
     assert first["truncated"] and first["length"] == 5 and not any(x["trained"] for x in lines)  # all masked
+
+
+PROMPT_ROWS = [{"prompt": f"Count to {i}:", "target": i} for i in range(8)]
+
+
+def test_prompt_only_rows_train_two_steps_on_a_callable_reward(tmp_path):
+    def digits(completions, target, **kwargs):  # a row field ('target') arrives as a list, TRL-style
+        return [float(sum(ch.isdigit() for ch in c) + t) for c, t in zip(completions, target)]
+
+    cfg = GRPOConfig(**{**TINY, "max_steps": 2, "ckpt_every": 2})
+    rlcore.train(cfg, run_dir=tmp_path / "run", dataset=PROMPT_ROWS, reward_funcs=[digits])
+    records = [r for r in read_metrics(tmp_path / "run") if "train/reward" in r]
+    assert len(records) == 2 and all(r["train/reward/digits"] == r["train/reward"] for r in records)
+    assert "train/accuracy" not in records[0]  # no answers, no verdicts
+    with pytest.raises(DataError, match="'answer'"):  # the default reward, math, needs answers: before the model
+        GRPOTrainer(cfg, Distributed("cpu"), train_data=PROMPT_ROWS)
+
+
+def test_a_raising_reward_from_the_current_folder_keeps_its_traceback(tmp_path, monkeypatch):
+    (tmp_path / "cwdrewards_boom.py").write_text("def boom(completions, **kwargs):\n    return 1 / 0\n")
+    monkeypatch.chdir(tmp_path)
+    trainer = GRPOTrainer(GRPOConfig(**TINY, reward_funcs=["cwdrewards_boom:boom"]), Distributed("cpu"),
+                          train_data=PROMPT_ROWS)
+    with pytest.raises(ZeroDivisionError) as info:
+        trainer.update([0, 1])
+    assert ("cwdrewards_boom.py", "boom") in [(Path(str(tb.path)).name, tb.name) for tb in info.traceback]

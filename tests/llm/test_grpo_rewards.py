@@ -3,8 +3,11 @@ loss rows of mask_truncated, and the completions log with its report, against ha
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ import torch
 from rlcore.algorithms.grpo.completions import CompletionLog
 from rlcore.algorithms.grpo.config import GRPOConfig
 from rlcore.algorithms.grpo.dynamic import enough, informative_groups, pick_groups
+from rlcore.algorithms.grpo.registry import REWARDS
 from rlcore.algorithms.grpo.rewards import (
     RewardFunctions,
     combine_rewards,
@@ -21,8 +25,8 @@ from rlcore.algorithms.grpo.rewards import (
 )
 from rlcore.algorithms.grpo.rollouts import Rollouts
 from rlcore.algorithms.grpo.step import loss_keep
-from rlcore.envs.reasoning import MathRecord
-from rlcore.errors import ConfigError, UserError
+from rlcore.envs.reasoning import MathRecord, load_math_dataset
+from rlcore.errors import ConfigError, DataError, UserError
 from rlcore.report.completions import read_completions
 
 NAN = float("nan")
@@ -96,7 +100,7 @@ def test_builtins_and_user_function(user_module):
     total = [m + 0.1 * f + 0.5 * ln + 2.0 * (0.0 if s != s else s) + 0.5 * o
              for m, f, ln, s, o in zip(math_, fmt, length, shout, overlong)]
     torch.testing.assert_close(scores.total, torch.tensor(total, dtype=torch.float32))
-    torch.testing.assert_close(scores.verifier, torch.tensor(math_))
+    assert scores.correct.tolist() == [True, True, False, True]
     means = scores.means()
     torch.testing.assert_close(means[f"reward/{user_module}:shout"], torch.tensor(1 / 3))  # over scored rows only
     torch.testing.assert_close(means["reward/format"], torch.tensor(0.5))
@@ -105,14 +109,66 @@ def test_builtins_and_user_function(user_module):
 
 def test_user_function_failures_name_the_function(user_module):
     records, texts, ids = _records(2), ["a", "b"], [[1], [1]]
-    for name, words in (("short", "returned 1 scores for 2"), ("broken", "raised KeyError"),
-                        ("words", "list of floats")):
+    for name, words in (("short", "returned 1 scores for 2"), ("words", "list of floats")):
         funcs = RewardFunctions([f"{user_module}:{name}"], None, reward_range="pm1", max_new_tokens=4)
         with pytest.raises(UserError, match=words) as info:
             funcs(texts, records, ids)
         assert f"'{user_module}:{name}'" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="nope_pkg.mod:fn"):
         RewardFunctions(["nope_pkg.mod:fn"], None, reward_range="pm1", max_new_tokens=4)
+
+
+def test_raising_reward_keeps_the_users_exception_and_frames(user_module):
+    funcs = RewardFunctions([f"{user_module}:broken"], None, reward_range="pm1", max_new_tokens=4)
+    with pytest.raises(KeyError, match="missing column") as info:
+        funcs(["a", "b"], _records(2), [[1], [1]])
+    frames = [(Path(str(tb.path)).name, tb.name) for tb in info.traceback]
+    assert ("myrewards.py", "broken") in frames  # the user's own file and function
+    assert f"raised by reward function '{user_module}:broken'" in info.value.__notes__
+
+
+def test_callables_strings_and_registered_names_mix(user_module, tmp_path, monkeypatch):
+    def tagged(completions, **kwargs):
+        return [float(len(c)) for c in completions]
+
+    def scaled(completions, factor, **kwargs):
+        return [factor] * len(completions)
+
+    (tmp_path / "cwdrewards_mix.py").write_text("def ones(completions, **kw):\n    return [1.0] * len(completions)\n")
+    monkeypatch.chdir(tmp_path)  # found from the current folder, as python -m finds it
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    funcs = RewardFunctions([tagged, "cwdrewards_mix:ones", "format", functools.partial(scaled, factor=3.0)],
+                            [1.0, 2.0, 1.0, 0.5], reward_range="pm1", max_new_tokens=4)
+    assert funcs.names == ["tagged", "cwdrewards_mix:ones", "format", "scaled"]
+    scores = funcs(["ab", r"\boxed{3}"], _records(2), [[1], [1]])
+    torch.testing.assert_close(scores.total, torch.tensor([2.0 + 2.0 + 1.5, 9.0 + 2.0 + 1.0 + 1.5]))
+    assert list(scores.means()) == ["reward/tagged", "reward/cwdrewards_mix:ones", "reward/format", "reward/scaled"]
+
+
+def test_duplicate_names_and_registered_plugin_reward():
+    with pytest.raises(ConfigError, match="distinct"):
+        RewardFunctions(["format", "format"], None, reward_range="pm1", max_new_tokens=4)
+    REWARDS.register("exclaim", lambda completions, **kw: [float("!" in c) for c in completions])
+    try:
+        scores = RewardFunctions(["exclaim"], None, reward_range="pm1", max_new_tokens=4)(["a!", "b"], _records(2),
+                                                                                         [[1], [1]])
+        assert scores.per_function[:, 0].tolist() == [1.0, 0.0]
+    finally:
+        REWARDS._added.pop("exclaim")
+
+
+def test_prompt_rows_without_answers_have_no_verdicts_and_math_says_what_is_missing():
+    records = load_math_dataset([{"prompt": "hi", "lang": "en"}, {"prompt": "yo", "lang": "fr"}])
+    seen = {}
+
+    def spy(completions, lang, **kwargs):
+        seen.update(lang=lang, answer="answer" in kwargs, correct=kwargs["correct"])
+        return [0.0] * len(completions)
+
+    scores = RewardFunctions([spy], None, reward_range="pm1", max_new_tokens=4)(["a", "b"], records, [[1], [1]])
+    assert scores.correct is None and seen == {"lang": ["en", "fr"], "answer": False, "correct": None}
+    with pytest.raises(DataError, match="'answer'"):
+        RewardFunctions(["math"], None, reward_range="pm1", max_new_tokens=4)(["a", "b"], records, [[1], [1]])
 
 
 def test_row_fields_pass_answer_id_and_metadata():

@@ -9,7 +9,6 @@ pytest.importorskip("transformers", reason="the llm extra is not installed (pip 
 import torch  # noqa: E402
 
 from rlcore.algorithms.g2rl.config import G2RLConfig  # noqa: E402
-from rlcore.algorithms.g2rl.shaping import make_shaper  # noqa: E402
 from rlcore.algorithms.grpo.rollouts import Rollouts, sequence_pass  # noqa: E402
 from rlcore.algorithms.grpo.trainer import GRPOTrainer, lr_factor  # noqa: E402
 from rlcore.distributed import Distributed  # noqa: E402
@@ -27,7 +26,7 @@ def trainer():
     torch.manual_seed(0)
     cfg = G2RLConfig(**TINY)
     dist = Distributed("cpu")
-    return GRPOTrainer(cfg, dist, make_shaper(cfg, dist))
+    return GRPOTrainer(cfg, dist)
 
 
 def test_phi_from_the_trainer_pass_equals_sequence_features(trainer):
@@ -99,7 +98,7 @@ def test_lr_schedule():
 def test_lora_with_gradient_checkpointing_trains_only_adapters():
     cfg = G2RLConfig(**{**TINY, "lora_rank": 4, "lora_alpha": 8.0, "gradient_checkpointing": True, "beta": 0.1,
                         "eval_dataset": ""})
-    trainer = GRPOTrainer(cfg, Distributed("cpu"), make_shaper(cfg, Distributed("cpu")))
+    trainer = GRPOTrainer(cfg, Distributed("cpu"))
     names = set(trainer.trainable_state())
     assert names and all("lora_" in n for n in names)
     base = {n: p.clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}

@@ -49,7 +49,7 @@ def test_layouts_env_var_and_errors(tmp_path, monkeypatch):
     bad.write_text('{"text": "x"}\n')
     with pytest.raises(DataError, match="found keys"):
         load_math_dataset(bad)
-    with pytest.raises(DataError, match="neither a JSONL file nor a benchmark"):
+    with pytest.raises(DataError, match="neither a JSONL or Parquet file nor a benchmark"):
         load_math_dataset("math-501")
     monkeypatch.delenv("RLCORE_MATH_DATA")
     with pytest.raises(DataError, match="--data-dir"):
@@ -111,3 +111,50 @@ def test_arith_sum_task_and_dataset():
         if r.metadata["kind"] == "expr":
             assert arith_correct(rf"\boxed{{{r.metadata['example']}}}", r.answer)
     assert load_math_dataset("arith", limit=5) == make_arith_dataset()[:5]
+
+
+TRL_ROWS = [
+    {"prompt": "Name a prime.", "solution": r"e.g. \boxed{7}", "topic": "primes"},
+    {"prompt": [{"role": "user", "content": "What is 2+3?"}], "answer": 5, "topic": "sums"},
+    {"prompt": "Say hi.", "topic": "greetings"},
+]
+
+
+def _trl_view(records):
+    return [(r.prompt, r.answer, r.metadata["topic"], r.verbatim) for r in records]
+
+
+def test_trl_rows_in_every_form_give_the_same_records(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="the datasets package is not installed")
+    expected = [("Name a prime.", "7", "primes", True),
+                ([{"role": "user", "content": "What is 2+3?"}], "5", "sums", True),
+                ("Say hi.", None, "greetings", True)]
+    assert _trl_view(load_math_dataset(TRL_ROWS)) == expected
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in TRL_ROWS) + "\n")
+    assert _trl_view(load_math_dataset(jsonl)) == expected
+    # a datasets.Dataset and its Parquet file (missing columns become None there): the same records
+    flat = [{"prompt": "Name a prime.", "solution": r"e.g. \boxed{7}", "answer": None, "topic": "primes"},
+            {"prompt": "What is 2+3?", "solution": None, "answer": "5", "topic": "sums"},
+            {"prompt": "Say hi.", "solution": None, "answer": None, "topic": "greetings"}]
+    ds = datasets.Dataset.from_list(flat)
+    parquet = tmp_path / "rows.parquet"
+    ds.to_parquet(str(parquet))
+    expected_flat = [("Name a prime.", "7", "primes", True), ("What is 2+3?", "5", "sums", True),
+                     ("Say hi.", None, "greetings", True)]
+    assert _trl_view(load_math_dataset(ds)) == expected_flat == _trl_view(load_math_dataset(parquet))
+
+
+def test_trl_prompts_are_used_verbatim_or_through_the_chat_template():
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    from rlcore.envs.reasoning import record_prompt, require_answers
+    from rlcore.llm import build_qwen_tokenizer
+
+    tok = build_qwen_tokenizer()
+    text, chat, bare = load_math_dataset(TRL_ROWS)
+    assert record_prompt(text, tok) == "Name a prime."  # as given: no instruction, no template
+    assert record_prompt(chat, tok) == "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+    with pytest.raises(DataError, match="'answer'.*greetings|'answer'.*data/2"):
+        require_answers([text, chat, bare], "evaluation")
+    with pytest.raises(DataError, match="'prompt' must be a string or a list"):
+        load_math_dataset([{"prompt": 3}])
