@@ -107,9 +107,9 @@ class GRPOConfig(TrainConfig):
     aggregation: Aggregation = "token_mean"
     """Loss aggregation: token_mean (verl/TRL default), seq_mean, or constant (Dr. GRPO, horizon max_new_tokens)."""
     shaper: str = "none"
-    """Reward shaper, by its registered name (entry-point group ``rlcore.shapers``): 'none' (plain GRPO), 'g2rl'
-    (gradient-guided scaling, docs/g2rl.md "Reward scaling"), 'evol' (EVOL-RL-style semantic novelty), or a
-    plugin's name. ``rlcore train grpo --set shaper=g2rl`` is the same run as ``rlcore train g2rl``."""
+    """Reward shaper, by its registered name (entry-point group ``rlcore.shapers``): 'none' is plain GRPO; the
+    built-ins (G2RL's gradient-guided scaling and the EVOL-RL-style baseline) and plugins are listed with their
+    settings in docs/g2rl.md "Reward shapers and reward functions"."""
     shaper_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The shaper's own settings, validated by the shaper (e.g. ``--set shaper_args.lam=0.5`` for g2rl); keys
     missing here take the same-named config field when the config has one (G2RLConfig), else the shaper's
