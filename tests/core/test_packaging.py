@@ -11,6 +11,7 @@ import tomllib
 from conftest import REPO
 
 from rlcore.algorithm import AlgorithmSpec
+from rlcore.algorithms.grpo.registry import ShaperSpec
 from rlcore.cli.commands import Command
 from rlcore.plugins import load_target
 
@@ -47,14 +48,16 @@ def test_wheel_holds_only_the_rlcore_package(tmp_path):
     assert "rlcore/algorithms/odice/odice.py" in names and "rlcore/envs/offline/d4rl_ref_scores.json" in names
 
 
-KINDS = {"rlcore.algorithms": AlgorithmSpec, "rlcore.data": Command, "rlcore.eval": Command}
+KINDS = {"rlcore.algorithms": AlgorithmSpec, "rlcore.data": Command, "rlcore.eval": Command,
+         "rlcore.shapers": ShaperSpec}
 
 
 def test_every_declared_entry_point_loads_as_its_groups_kind():
     """Each built-in declared in pyproject.toml imports and is what its group promises (a spec named like its
-    entry point, a command, a reference-score function)."""
+    entry point, a command, a shaper spec, a reward or reference-score function)."""
     groups = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
-    assert {"rlcore.algorithms", "rlcore.data", "rlcore.eval", "rlcore.reference_scores"} <= set(groups)
+    assert {"rlcore.algorithms", "rlcore.data", "rlcore.eval", "rlcore.reference_scores", "rlcore.shapers",
+            "rlcore.rewards"} <= set(groups)
     for group, table in groups.items():
         for name, target in table.items():
             obj = load_target(target)

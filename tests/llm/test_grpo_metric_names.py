@@ -17,7 +17,7 @@ def test_reward_std_and_zero_std_groups_match_a_hand_computation():
     groups = Groups(rewards=rewards, correct=rewards > 0, answered=torch.ones(2, 3, dtype=torch.bool),
                     texts=[["a"] * 3] * 2)
     scores = Scores(names=["math"], per_function=rewards.reshape(-1, 1).double(), total=rewards.reshape(-1),
-                    verifier=rewards.reshape(-1))
+                    correct=rewards.reshape(-1) > 0)
     batch = SimpleNamespace(response_mask=torch.ones(6, 4))
     metrics = round_metrics(scores, groups, rewards, batch, torch.zeros(6, dtype=torch.bool), {}, {})
     values = [1.0, 1.0, 1.0, 1.0, -1.0, -1.0]
@@ -26,3 +26,4 @@ def test_reward_std_and_zero_std_groups_match_a_hand_computation():
     assert math.isclose(float(metrics["reward_std"]), std, rel_tol=1e-6)
     assert float(metrics["frac_reward_zero_std"]) == 0.5  # the first group has no reward variance
     assert not any(k.startswith("geom/") for k in metrics), "reward statistics are not geometry diagnostics"
+    assert float(metrics["accuracy"]) == 4 / 6
