@@ -1,0 +1,210 @@
+"""The TD3+BC example plugin installed as a user would: ``examples/plugins/td3bc`` copied outside the repository,
+``pip install``-ed into the running environment, then every command that takes an algorithm or a run is run on it
+in a subprocess (so the new entry point is seen): ``rlcore train --help``, ``rlcore train td3bc``,
+``rlcore eval td3bc``, ``rlcore data collect --policy <run>``, ``rlcore report``, ``rlcore ablate`` and, from
+Python, ``rlcore.train(TD3BCConfig(...))`` and ``rlcore.load_policy(run)``. The plugin is uninstalled when the
+module ends, also when a test fails (and a stale install from a crashed earlier run is removed first).
+
+Budgets are tiny (a few hundred updates of 32-32 networks on the embedded Pendulum data): these tests check that
+the plugin is found and wired everywhere, not how well TD3+BC learns (``test_td3bc_example.py`` checks its math).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, run_cli
+
+PLUGIN = REPO / "examples" / "plugins" / "td3bc"
+DIST = "rlcore-td3bc"
+TINY = ["--set", "max_steps=200", "--set", "eval_every=100", "--set", "eval_episodes=1", "--set", "log_every=50",
+        "--set", "hidden=[32, 32]", "--set", "policy_hidden=[32, 32]", "--set", "tensorboard=false",
+        "--set", "progress=false"]
+
+
+def _installed() -> bool:
+    try:
+        importlib.metadata.distribution(DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _pip(*args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"pip {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory) -> Path:
+    """The plugin installed from a copy outside the repository; yields a scratch folder outside it too."""
+    if _installed():  # left behind by an earlier run that was killed before its teardown
+        _pip("uninstall", "-y", DIST)
+    scratch = tmp_path_factory.mktemp("td3bc_plugin")
+    copy = shutil.copytree(PLUGIN, scratch / "td3bc", ignore=shutil.ignore_patterns("__pycache__", "build",
+                                                                                      "*.egg-info"))
+    try:
+        _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(copy))
+        assert _installed()
+        yield scratch
+    finally:
+        if _installed():
+            _pip("uninstall", "-y", DIST)
+        assert not _installed(), f"{DIST} is still installed after the module's teardown"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``rlcore <args>`` from a folder outside the repository; fails the test with its stderr on a non-zero exit."""
+    result = run_cli(*args, cwd=cwd, timeout=240)
+    assert result.returncode == 0, f"rlcore {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(plugin) -> tuple[Path, subprocess.CompletedProcess]:
+    """A two-seed ``rlcore train td3bc`` run (vectorised seeds) and its completed process."""
+    run_dir = plugin / "cli_run"
+    result = _cli("train", "td3bc", "--task", "pendulum-scripted-v0", "--seeds", "0,1", "--run-dir", str(run_dir),
+                  *TINY, cwd=plugin)
+    return run_dir, result
+
+
+def test_train_help_lists_the_plugin(plugin):
+    listing = _cli("train", "--help", cwd=plugin).stdout
+    assert "td3bc" in listing and "TD3+BC (Fujimoto & Gu, 2021) on an offline dataset" in listing
+    own = _cli("train", "td3bc", "--help", cwd=plugin).stdout
+    assert "--task" in own and "--seeds" in own  # the offline family's flags come with offline_algorithm
+
+
+def test_train_runs_and_its_closing_line_names_td3bc(trained):
+    run_dir, result = trained
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["step"] == 200
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["algo"] == "td3bc"
+    closing = [line for line in result.stdout.splitlines() if line.startswith("TD3+BC: ")]
+    assert len(closing) == 1, result.stdout
+    best = summary["best"]["metrics"]["eval/normalized_score"]
+    assert "(mean over 2 seeds)" in closing[0] and f"best mean {best:.1f}" in closing[0]
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("train/critic_loss" in row for row in logged) and any("train/actor_loss" in row for row in logged)
+
+
+def test_eval_prints_every_seed_as_json(plugin, trained):
+    run_dir, _ = trained
+    out = _cli("eval", "td3bc", "--run-dir", str(run_dir), "--checkpoint", "best", "--episodes", "1",
+               cwd=plugin).stdout
+    report = json.loads(out)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert report["checkpoint_step"] == summary["best"]["step"]
+    assert report["results"].keys() == {"seed0", "seed1"}
+    for result in report["results"].values():
+        assert result["episodes"] == 1 and math.isfinite(result["return_mean"])
+        assert math.isfinite(result["normalized_score_mean"])
+
+
+@pytest.fixture(scope="module")
+def collected(plugin, trained) -> Path:
+    """``rlcore data collect --policy <the td3bc run>``: the HDF5 file it wrote."""
+    run_dir, _ = trained
+    out = plugin / "collected.hdf5"
+    result = _cli("data", "collect", "--env", "Pendulum-v1", "--policy", str(run_dir), "--steps", "40",
+                  "--num-envs", "2", "--no-progress", "--out", str(out), cwd=plugin)
+    assert f"wrote {out}: 40 steps" in result.stdout
+    return out
+
+
+def test_data_collect_with_the_run_as_policy_writes_a_dataset(collected, trained):
+    from rlcore.envs.offline import load_dataset
+
+    data = load_dataset(collected)
+    n = 40 - data.metadata["dropped_timeout_steps"]  # the cut episode's last step has no next observation
+    assert data.metadata["source_steps"] == 40 and len(data) == n >= 39
+    assert data.observations.shape == (n, 3) and data.actions.shape == (n, 1)
+    assert np.all(np.abs(data.actions) <= 2.0)  # Pendulum's torque bounds, mapped back from [-1, 1]
+    assert data.metadata["policy"] == f"run:{trained[0]}"
+
+
+def test_report_on_the_run_writes_report_md(plugin, trained):
+    run_dir, _ = trained
+    for name in ("report.md", "report.csv"):  # written at the end of training: make the command write them again
+        (run_dir / name).unlink()
+    _cli("report", str(run_dir), cwd=plugin)
+    text = (run_dir / "report.md").read_text()
+    best = json.loads((run_dir / "summary.json").read_text())["best"]["metrics"]["eval/normalized_score"]
+    row = next(line for line in text.splitlines() if line.startswith(f"| {run_dir.name} |"))
+    assert row.split("|")[2].strip() == "2" and f"{best:.2f}" in row  # 2 seeds; the best mean over them
+
+
+def test_ablate_runs_a_td3bc_sweep(plugin):
+    base = plugin / "td3bc_base.yaml"
+    base.write_text("algo: td3bc\ntask: pendulum-scripted-v0\n")
+    spec = plugin / "td3bc_sweep.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        base: {base}
+        set: {{max_steps: 100, eval_every: 50, eval_episodes: 1, log_every: 50, ckpt_every: 50, hidden: [32, 32],
+              policy_hidden: [32, 32], tensorboard: false}}
+        grid:
+          alpha: [1.0, 2.5]
+        seeds: [0]
+        metric: eval/normalized_score
+        backend: process
+        workers: 2
+        """))
+    out = plugin / "sweep"
+    result = _cli("ablate", str(spec), "--out", str(out), cwd=plugin)
+    assert "2/2 runs finished, 0 failed" in result.stderr + result.stdout
+    for alpha in (1.0, 2.5):
+        cell = out / f"alpha={alpha}" / "seed_0"
+        assert json.loads((cell / "summary.json").read_text())["status"] == "finished"
+        config = yaml.safe_load((cell / "config.yaml").read_text())
+        assert config["algo"] == "td3bc" and config["alpha"] == alpha
+    text = (out / "report.md").read_text()
+    assert "| alpha=1.0 |" in text and "| alpha=2.5 |" in text
+
+
+def test_python_api_trains_and_loads_the_policy(plugin, collected, trained):
+    """In a fresh interpreter outside the repository: the installed module (not the repo's copy) trains through
+    ``rlcore.train`` and its policy acts on one observation and on a batch; ``load_policy`` on the CLI run gives
+    the very actions ``data collect`` recorded (deterministic policy, no noise)."""
+    script = textwrap.dedent(f"""\
+        import json, sys
+        import numpy as np
+        import rlcore
+        import rlcore_td3bc
+        from rlcore.envs.offline import load_dataset
+
+        cfg = rlcore_td3bc.TD3BCConfig(task="pendulum-scripted-v0", max_steps=100, eval_every=50, eval_episodes=1,
+                                       hidden=[32, 32], policy_hidden=[32, 32], tensorboard=False, progress=False)
+        result = rlcore.train(cfg, run_dir={str(plugin / "api_run")!r})
+        policy = rlcore.load_policy(result.run_dir)
+        one, batch = policy.act(np.zeros(3)), policy.act(np.zeros((5, 3)))
+        data = load_dataset({str(collected)!r})
+        recorded = rlcore.load_policy({str(trained[0])!r}, "latest").act(data.observations)
+        print(json.dumps({{"module": rlcore_td3bc.__file__, "type": type(result).__name__,
+                          "status": result.status, "run_dir": str(result.run_dir),
+                          "one": [list(one.shape), str(one.dtype)], "batch": [list(batch.shape), str(batch.dtype)],
+                          "in_bounds": bool(np.all(np.abs(batch) <= 2.0)),
+                          "same_actions": float(np.abs(recorded - data.actions).max())}}))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=plugin, timeout=240,
+                            env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    module = Path(out["module"]).resolve()  # the installed copy, not examples/plugins/td3bc
+    assert "site-packages" in module.parts and PLUGIN.resolve() not in module.parents
+    assert out["type"] == "RunResult" and out["status"] == "finished"
+    assert json.loads((Path(out["run_dir"]) / "summary.json").read_text())["step"] == 100
+    assert out["one"] == [[1], "float32"] and out["batch"] == [[5, 1], "float32"] and out["in_bounds"]
+    assert out["same_actions"] < 1e-5
