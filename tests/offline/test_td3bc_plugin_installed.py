@@ -12,9 +12,12 @@ the plugin is found and wired everywhere, not how well TD3+BC learns (``test_td3
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import inspect
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import yaml
 from conftest import REPO, run_cli
 
@@ -238,3 +242,42 @@ def test_a_run_of_a_plugin_that_is_not_installed_says_to_install_it(tmp_path):
                                         "package .*entry-point group 'rlcore.algorithms'") as info:
         rlcore.load_policy(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_architecture_doc_describes_what_td3bc_does():
+    """docs/ARCHITECTURE.md's "A new offline algorithm" recipe, checked against the example and the built-ins."""
+    from rlcore.algorithms.offline import OfflineConfig
+    from rlcore.algorithms.offline.ensemble import EnsembleAlgorithm
+
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    section = doc.split("### A new offline algorithm", 1)[1].split("\n### ", 1)[0]
+    source = (PLUGIN / "rlcore_td3bc.py").read_text()
+    spec_line = re.search(r"```python\n(.*?)```", section, re.S).group(1).strip()
+    assert spec_line in source  # the doc's SPEC line is the example's, verbatim
+    entry = re.search(r'`(td3bc = "rlcore_td3bc:SPEC")`', section).group(1)
+    assert entry in (PLUGIN / "pyproject.toml").read_text()
+
+    module_spec = importlib.util.spec_from_file_location("rlcore_td3bc", PLUGIN / "rlcore_td3bc.py")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["rlcore_td3bc"] = module
+    try:
+        module_spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop("rlcore_td3bc")
+    assert issubclass(module.TD3BCConfig, OfflineConfig) and module.TD3BCConfig.auto_reward_transform == {}
+    assert issubclass(module.TD3BC, EnsembleAlgorithm) and "device" in inspect.signature(module.TD3BC).parameters
+    for method in ("modules", "optimizers", "update", "state_dict", "load_state_dict"):
+        assert method in module.TD3BC.__dict__, method
+    for name in ("act", "state_dict", "load_state_dict", "compile_networks"):
+        assert f"`{name}`" in section and callable(getattr(EnsembleAlgorithm, name))
+
+    # "the layout every built-in follows": each offline built-in's package has config, losses, algorithm and spec
+    entry_points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    spec_files = [REPO / "algorithms" / Path(*target.split(":")[0].split(".")[2:]).with_suffix(".py")
+                  for target in entry_points["rlcore.algorithms"].values()]
+    offline = [f for f in spec_files if f.is_file() and "offline_algorithm(" in f.read_text()]
+    assert len(offline) >= 3, spec_files  # odice, iql, bc
+    for spec_file in offline:
+        package = spec_file.parent
+        assert spec_file.name == "spec.py" and package.parent == REPO / "algorithms"
+        assert {"config.py", "losses.py", f"{package.name}.py", "spec.py"} <= {p.name for p in package.iterdir()}
