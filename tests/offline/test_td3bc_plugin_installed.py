@@ -54,6 +54,9 @@ def _pip(*args: str) -> None:
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> Path:
     """The plugin installed from a copy outside the repository; yields a scratch folder outside it too."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("installs a package into the running interpreter: only inside a virtual environment "
+                    "(make setup creates .venv)")
     if _installed():  # left behind by an earlier run that was killed before its teardown
         _pip("uninstall", "-y", DIST)
     scratch = tmp_path_factory.mktemp("td3bc_plugin")
