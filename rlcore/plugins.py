@@ -75,7 +75,10 @@ class Registry(Generic[T]):
         if target is None:
             close = difflib.get_close_matches(name, self.names(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise UserError(f"unknown {self.kind} '{name}'{hint}; registered: {', '.join(self.names()) or 'none'}")
+            plugin = "" if close else (f"; if a plugin provides it, pip install that package (it declares the "
+                                       f"entry-point group '{self.group}')")
+            raise UserError(f"unknown {self.kind} '{name}'{hint}; registered: {', '.join(self.names()) or 'none'}"
+                            f"{plugin}")
         try:
             obj = load_target(target)
         except (ImportError, AttributeError) as e:

@@ -28,11 +28,12 @@ def _task(cfg: OfflineConfig) -> str:
     return cfg.task or cfg.env or Path(cfg.dataset or "data").stem
 
 
-def offline_algorithm(*, name: str, title: str, help: str, config: type[OfflineConfig], algorithm: type
-                      ) -> AlgorithmSpec:
+def offline_algorithm(*, name: str, title: str, help: str, config: type[OfflineConfig], algorithm: type,
+                      examples: str | None = None) -> AlgorithmSpec:
     """The spec of the offline algorithm ``name``: ``algorithm(cfg, obs_dim, act_dim, device=...)`` with
     ``update(batch)``, ``act(obs)``, ``state_dict()``, ``load_state_dict()`` and a ``policy`` module; an optional
-    class attribute ``console_keys`` names the training metrics shown beside the progress bar."""
+    class attribute ``console_keys`` names the training metrics shown beside the progress bar. ``examples``: the
+    command lines ``rlcore train <name> --help`` shows (default: ones that run anywhere, no preset file needed)."""
 
     def build(cfg: OfflineConfig, run: Any, inputs: Inputs) -> Any:
         import numpy as np
@@ -81,5 +82,5 @@ def offline_algorithm(*, name: str, title: str, help: str, config: type[OfflineC
         name=name, title=title, help=help, config=config, build=build,
         load_policy=lambda run_dir, checkpoint: load_offline_policy(run_dir, checkpoint, name, config, algorithm),
         evaluate=eval_command(name, title, config, algorithm), flags=FLAGS, task=_task, describe=describe,
-        examples=f"rlcore train {name} --config configs/{name}/demo.yaml | rlcore train {name} --task "
-                 f"hopper-medium-v2 --dataset hopper_medium-v2.hdf5 --seeds 0,1,2")
+        examples=examples or f"rlcore train {name} --task pendulum-scripted-v0 --set max_steps=5000 | rlcore train "
+                             f"{name} --task hopper-medium-v2 --dataset hopper_medium-v2.hdf5 --seeds 0,1,2")
