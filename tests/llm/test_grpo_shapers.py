@@ -144,7 +144,8 @@ def test_plugin_installed_outside_the_repo_works_in_train_and_ablate(tmp_path):
     source = tmp_path / "entropy_shaper"
     shutil.copytree(PLUGIN, source)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(source)], check=True,
+    subprocess.run([*pip, "uninstall", "-y", "rlcore-entropy-shaper"], capture_output=True)  # a crashed run's leftover
+    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(source)], check=True,
                    cwd=tmp_path, capture_output=True, timeout=300)
     try:
         quick = [a for q in ["max_steps=1", "shaper=entropy", "shaper_args.coef=0.5", *QUICK] for a in ("--set", q)]
