@@ -40,7 +40,7 @@ from rlcore.algorithms.grpo.dynamic import assemble_rounds, enough, informative_
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
 from rlcore.algorithms.grpo.optimise import gather_rollouts, ppo_epochs
 from rlcore.algorithms.grpo.phi_check import phi_check
-from rlcore.algorithms.grpo.policy import build_policy, lr_factor, resolve_model
+from rlcore.algorithms.grpo.policy import build_policy, load_trainable, lr_factor, resolve_model
 from rlcore.algorithms.grpo.registry import build_shaper
 from rlcore.algorithms.grpo.rewards import RewardFn, RewardFunctions
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
@@ -337,15 +337,8 @@ class GRPOTrainer:
         return {"model": self.trainable_state(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "steps": self.steps}
 
-    @torch.no_grad()
     def load_trainable(self, params: Mapping[str, Tensor]) -> None:
-        own = dict(self.model.named_parameters())
-        missing = [n for n, p in own.items() if p.requires_grad and n not in params]
-        if missing or any(n not in own for n in params):
-            raise ConfigError(f"checkpoint parameters do not match the model ({missing[:3] or list(params)[:3]}); "
-                              "resume with the same model and LoRA settings")
-        for name, value in params.items():
-            own[name].copy_(value)
+        load_trainable(self.model, params)
         self._engine_stale = True
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
