@@ -17,8 +17,9 @@ A step, on each of the N processes (the prompts of a step are split between them
    that carry a signal (:mod:`.dynamic`); ``mask_truncated`` leaves cut responses out of the loss;
 6. the step's batch is gathered on every process; PPO epochs (:mod:`.optimise`) walk through mini-batches of
    ``mini_batch_size`` sequences (each process takes its share, in micro-batches with gradient accumulation); each
-   mini-batch ends with one optimiser step, so all processes keep identical parameters, and the loss metrics are
-   reduced over processes; every ``log_completions_every`` steps each response goes to ``completions.jsonl``;
+   mini-batch ends with one optimiser step, so all processes keep identical parameters, and the metrics are
+   averaged over processes (``reward_std`` is computed from every process's rewards, gathered); every
+   ``log_completions_every`` steps each response goes to ``completions.jsonl``;
 7. the rollout engine is brought up to date (a colocated HF engine shares the weights; vLLM reloads them).
 """
 
@@ -59,6 +60,7 @@ from rlcore.algorithms.grpo.step import (
     Round,
     completion_records,
     loss_keep,
+    reward_std,
     rollout_correction,
     round_metrics,
     step_metrics,
@@ -291,6 +293,8 @@ class GRPOTrainer:
         t3 = time.perf_counter()
         batch, sampling = self._assemble(rounds, informative)
         metrics = {**step_metrics(rounds), **sampling}
+        step_rewards = torch.cat([r.groups.rewards.reshape(-1) for r in rounds])
+        metrics["reward_std"] = reward_std(dist.gather_rows(step_rewards))  # equal on every process
         if cfg.phi_check_every and self.steps % cfg.phi_check_every == 0:  # same global group on every process
             check = phi_check(self.model, batch, cfg.group_size, layers=cfg.phi_check_layers,
                               temperature=cfg.temperature)
