@@ -15,12 +15,13 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from rlcore.errors import UserError
@@ -145,15 +146,37 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def load_state(directory: str | Path) -> Any:
-    """Read a checkpoint directory written by :func:`save_state`."""
+def _tensor_names(tree: Any) -> list[str]:
+    """The tensors a JSON skeleton of :func:`flatten_state` refers to."""
+    if isinstance(tree, list):
+        return [n for v in tree for n in _tensor_names(v)]
+    if not isinstance(tree, dict):
+        return []
+    if "__tensor__" in tree or "__ndarray__" in tree:
+        return [tree.get("__tensor__") or tree["__ndarray__"]]
+    return [n for v in tree.values() for n in _tensor_names(v)]
+
+
+def load_state(directory: str | Path, keys: Sequence[str] = ()) -> Any:
+    """Read a checkpoint directory written by :func:`save_state`; with ``keys``, only ``state[k0][k1]...``, whose
+    tensors alone are read (e.g. a model's weights without its optimiser state)."""
     directory = Path(directory)
     if not (directory / STATE).is_file() or not (directory / TENSORS).is_file():
         raise UserError(f"'{directory}' is not a checkpoint (expected {STATE} and {TENSORS}); "
                         "point to a step_<N> directory or a run directory with checkpoints/")
     try:
         tree = json.loads((directory / STATE).read_text(encoding="utf-8"))
-        tensors = load_file(str(directory / TENSORS))
+        for depth, key in enumerate(keys):
+            if key not in tree.get("__dict__", {}):
+                raise UserError(f"checkpoint '{directory}' has no state {'.'.join(keys[:depth + 1])!r}")
+            tree = tree["__dict__"][key]
+        if not keys:
+            tensors = load_file(str(directory / TENSORS))
+        else:
+            with safe_open(str(directory / TENSORS), framework="pt") as f:
+                tensors = {name: f.get_tensor(name) for name in _tensor_names(tree)}
+    except UserError:
+        raise
     except Exception as e:  # corrupted or truncated files from outside the atomic writer
         raise UserError(f"checkpoint '{directory}' is damaged ({type(e).__name__}: {e}); "
                         "use an earlier step_<N> directory") from e
@@ -257,8 +280,9 @@ class CheckpointManager:
         steps = self.steps()
         return steps[-1] if steps else None
 
-    def load(self, step: int) -> Any:
-        return load_state(self.path(step))
+    def load(self, step: int, keys: Sequence[str] = ()) -> Any:
+        """Checkpoint ``step`` (only ``state[k0][k1]...`` with ``keys``, see :func:`load_state`)."""
+        return load_state(self.path(step), keys)
 
     def load_latest(self) -> tuple[int, Any] | None:
         """(step, state) of the newest loadable checkpoint, or None when there is none."""

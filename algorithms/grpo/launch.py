@@ -8,6 +8,7 @@ shaper and the trainer (the slow part: model weights, a warm start, vLLM). Every
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,19 +53,56 @@ def describe(result: Any) -> str:
     return f"{shown or 'no evaluation'} -> {result.run_dir}"
 
 
-def load_policy(run_dir: Path, checkpoint: str) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` of a run: ``best`` from ``best_model/`` (else ``model/``), ``latest`` from ``model/``."""
+def load_policy(run_dir: Path, checkpoint: str, *, name: str, config: type[GRPOConfig]) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of the ``name`` run in ``run_dir`` (its config a ``config``): ``best`` from
+    ``best_model/`` (else ``model/``), ``latest`` from ``model/``, a step number from that step's checkpoint."""
     from rlcore.llm import load_policy as load_model
 
+    if checkpoint.isdigit():
+        return load_step(run_dir, int(checkpoint), name=name, config=config)
     order = {"best": (BEST_MODEL, FINAL_MODEL), "latest": (FINAL_MODEL,)}.get(checkpoint)
     if order is None:
-        raise UserError(f"checkpoint '{checkpoint}': an LLM run exports best ({BEST_MODEL}/) and latest "
-                        f"({FINAL_MODEL}/) models; its step checkpoints hold trainer state, not a model")
+        raise UserError(f"checkpoint '{checkpoint}' is not best, latest or a step number (this run has steps "
+                        f"{checkpoint_steps(run_dir) or 'none'})")
     for folder in order:
         if (run_dir / folder / "config.json").is_file():
             return load_model(run_dir / folder, device="cpu")
     raise UserError(f"'{run_dir}' has no exported model in {' or '.join(f'{f}/' for f in order)} (export_model "
-                    "was off, or the run has not finished)")
+                    "was off, or the run has not finished); load a step checkpoint instead (steps "
+                    f"{checkpoint_steps(run_dir) or 'none'})")
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """The steps of the run's checkpoints on disk, ascending."""
+    from rlcore.checkpoint import CheckpointManager
+    from rlcore.run import CHECKPOINT_DIR
+
+    return CheckpointManager(run_dir / CHECKPOINT_DIR).steps()
+
+
+def load_step(run_dir: Path, step: int, *, name: str, config: type[GRPOConfig]) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` at checkpoint ``step``: the model the run's config names (LoRA adapters added as in
+    training, then merged) with the trainable weights that checkpoint holds, on the CPU like the exported models.
+    Only the weights are read, not the optimiser state."""
+    from rlcore.algorithms.grpo.policy import apply_lora, load_trainable, resolve_model
+    from rlcore.checkpoint import CheckpointManager
+    from rlcore.config import load_config
+    from rlcore.llm import load_policy as load_model
+    from rlcore.run import CHECKPOINT_DIR, saved_config_path
+
+    manager = CheckpointManager(run_dir / CHECKPOINT_DIR)
+    if step not in manager.steps():
+        raise UserError(f"'{run_dir}' has no checkpoint of step {step} (steps {manager.steps() or 'none'}); pass "
+                        "best, latest or one of its steps")
+    cfg = load_config(config, saved_config_path(run_dir), algo=name)
+    params = manager.load(step, ("algo", "model"))
+    model, tokenizer = load_model(resolve_model(cfg), device="cpu")
+    if cfg.lora_rank:
+        model = apply_lora(model, cfg)
+    load_trainable(model, params)
+    if cfg.lora_rank:
+        model = model.merge_and_unload()
+    return model.eval(), tokenizer
 
 
 def llm_algorithm(*, name: str, title: str, help: str, config: type[GRPOConfig]) -> AlgorithmSpec:
@@ -94,6 +132,7 @@ def llm_algorithm(*, name: str, title: str, help: str, config: type[GRPOConfig])
                    save_best=trainer.export if cfg.export_model else None, best_dir=BEST_MODEL,
                    agree=dist.any if dist.world_size > 1 else None, finish=finish, close=trainer.close)
 
-    return AlgorithmSpec(name=name, title=title, help=help, config=config, build=build, load_policy=load_policy,
+    return AlgorithmSpec(name=name, title=title, help=help, config=config, build=build,
+                         load_policy=functools.partial(load_policy, name=name, config=config),
                          task=lambda cfg: cfg.dataset, describe=describe, processes=Processes,
                          examples=f"rlcore train {name} --config configs/{name}/tiny-arith.yaml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,19 @@ def apply_lora(model: Any, cfg: GRPOConfig) -> Any:
         targets = [t.strip() for t in targets.split(",") if t.strip()]
     return get_peft_model(model, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                             target_modules=targets, task_type="CAUSAL_LM"))
+
+
+@torch.no_grad()
+def load_trainable(model: Any, params: Mapping[str, torch.Tensor]) -> None:
+    """Copy a checkpoint's trainable parameters (``GRPOTrainer.trainable_state``: name -> tensor) into ``model``
+    (with LoRA adapters when the run had them); a one-line error when the names do not match."""
+    own = dict(model.named_parameters())
+    missing = [n for n, p in own.items() if p.requires_grad and n not in params]
+    if missing or any(n not in own for n in params):
+        raise ConfigError(f"checkpoint parameters do not match the model ({missing[:3] or list(params)[:3]}); "
+                          "use the same model and LoRA settings")
+    for name, value in params.items():
+        own[name].copy_(value)
 
 
 @dataclass

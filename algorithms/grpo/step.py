@@ -89,20 +89,26 @@ def step_metrics(rounds: list[Round]) -> dict[str, Tensor]:
 
 def round_metrics(scores: Scores, groups: Groups, shaped: Tensor, batch: Rollouts, is_truncated: Tensor,
                   shaping: dict[str, Tensor], diagnostics: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The train/* metrics of one round (this process's groups). ``reward_std`` is the standard deviation (n - 1) of
-    the rewards over all the round's responses, ``frac_reward_zero_std`` the share of groups whose rewards are all
-    equal (no learning signal before shaping): TRL's ``reward_std`` and ``frac_reward_zero_std``. ``accuracy`` only
-    when the rows have answers."""
+    """The train/* metrics of one round (this process's groups), each a mean that averaging over rounds and
+    processes keeps exact (see :func:`reward_std` for the one that is not). ``frac_reward_zero_std`` is the share of
+    groups whose rewards are all equal (no learning signal before shaping), TRL's name. ``accuracy`` only when the
+    rows have answers."""
     accuracy = {"accuracy": groups.correct.float().mean()} if scores.correct is not None else {}
     return {
         "reward": groups.rewards.mean(), **accuracy, "shaped_reward": shaped.mean(),
-        "reward_std": groups.rewards.float().reshape(-1).std().nan_to_num(0.0),
         "frac_reward_zero_std": flat_groups(groups.rewards).float().mean(),
         "response_tokens": batch.response_mask.sum(-1).float().mean(), "truncated_frac": is_truncated.float().mean(),
         **{f"train/{k}": v.to(groups.rewards.device) for k, v in scores.means().items()},
         **{f"shaping/{k}": v for k, v in shaping.items()},
         **{f"geom/{k}": v for k, v in diagnostics.items()},
     }
+
+
+def reward_std(rewards: Tensor) -> Tensor:
+    """``reward_std`` (TRL's name): the standard deviation (n - 1) of ``rewards``, every response of the step (all
+    rounds, gathered from all processes; any shape); 0 for a single response. A mean of per-process or per-round
+    standard deviations would not be this, so the trainer gathers the rewards first."""
+    return rewards.float().reshape(-1).std().nan_to_num(0.0)
 
 
 def completion_records(step: int, r: Round, is_truncated: Tensor, group_offset: int = 0) -> list[dict[str, Any]]:

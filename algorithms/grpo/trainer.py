@@ -17,8 +17,9 @@ A step, on each of the N processes (the prompts of a step are split between them
    that carry a signal (:mod:`.dynamic`); ``mask_truncated`` leaves cut responses out of the loss;
 6. the step's batch is gathered on every process; PPO epochs (:mod:`.optimise`) walk through mini-batches of
    ``mini_batch_size`` sequences (each process takes its share, in micro-batches with gradient accumulation); each
-   mini-batch ends with one optimiser step, so all processes keep identical parameters, and the loss metrics are
-   reduced over processes; every ``log_completions_every`` steps each response goes to ``completions.jsonl``;
+   mini-batch ends with one optimiser step, so all processes keep identical parameters, and the metrics are
+   averaged over processes (``reward_std`` is computed from every process's rewards, gathered); every
+   ``log_completions_every`` steps each response goes to ``completions.jsonl``;
 7. the rollout engine is brought up to date (a colocated HF engine shares the weights; vLLM reloads them).
 """
 
@@ -40,7 +41,7 @@ from rlcore.algorithms.grpo.dynamic import assemble_rounds, enough, informative_
 from rlcore.algorithms.grpo.evaluation import evaluate_policy
 from rlcore.algorithms.grpo.optimise import gather_rollouts, ppo_epochs
 from rlcore.algorithms.grpo.phi_check import phi_check
-from rlcore.algorithms.grpo.policy import build_policy, lr_factor, resolve_model
+from rlcore.algorithms.grpo.policy import build_policy, load_trainable, lr_factor, resolve_model
 from rlcore.algorithms.grpo.registry import build_shaper
 from rlcore.algorithms.grpo.rewards import RewardFn, RewardFunctions
 from rlcore.algorithms.grpo.rollouts import HiddenStates, Rollouts, sequence_pass
@@ -59,6 +60,7 @@ from rlcore.algorithms.grpo.step import (
     Round,
     completion_records,
     loss_keep,
+    reward_std,
     rollout_correction,
     round_metrics,
     step_metrics,
@@ -291,6 +293,8 @@ class GRPOTrainer:
         t3 = time.perf_counter()
         batch, sampling = self._assemble(rounds, informative)
         metrics = {**step_metrics(rounds), **sampling}
+        step_rewards = torch.cat([r.groups.rewards.reshape(-1) for r in rounds])
+        metrics["reward_std"] = reward_std(dist.gather_rows(step_rewards))  # equal on every process
         if cfg.phi_check_every and self.steps % cfg.phi_check_every == 0:  # same global group on every process
             check = phi_check(self.model, batch, cfg.group_size, layers=cfg.phi_check_layers,
                               temperature=cfg.temperature)
@@ -337,15 +341,8 @@ class GRPOTrainer:
         return {"model": self.trainable_state(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "steps": self.steps}
 
-    @torch.no_grad()
     def load_trainable(self, params: Mapping[str, Tensor]) -> None:
-        own = dict(self.model.named_parameters())
-        missing = [n for n, p in own.items() if p.requires_grad and n not in params]
-        if missing or any(n not in own for n in params):
-            raise ConfigError(f"checkpoint parameters do not match the model ({missing[:3] or list(params)[:3]}); "
-                              "resume with the same model and LoRA settings")
-        for name, value in params.items():
-            own[name].copy_(value)
+        load_trainable(self.model, params)
         self._engine_stale = True
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -74,6 +74,39 @@ def test_save_load_round_trip_and_optimizer_resumes(tmp_path):
     assert opt.state_dict()["state"][0]["step"] == state["optimizer"]["state"][0]["step"]
 
 
+def test_loading_part_of_a_checkpoint_reads_only_its_tensors(tmp_path, monkeypatch):
+    state = {"algo": _example_state(), "step": 3}
+    save_state(state, tmp_path / "c")
+    read = []
+    real_open = ckpt_mod.safe_open
+
+    class Recording:
+        def __init__(self, *args, **kwargs):
+            self.file = real_open(*args, **kwargs)
+
+        def __enter__(self):
+            self.inner = self.file.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.file.__exit__(*exc)
+
+        def get_tensor(self, name):
+            read.append(name)
+            return self.inner.get_tensor(name)
+
+    monkeypatch.setattr(ckpt_mod, "safe_open", Recording)
+    _assert_same(state["algo"]["model"], load_state(tmp_path / "c", ("algo", "model")))
+    assert read and all(name.startswith("state.algo.model.") for name in read)  # no optimiser tensor was read
+    assert len(read) == len(state["algo"]["model"])
+    _assert_same(state["algo"]["numpy"], load_state(tmp_path / "c", ["algo", "numpy"]))
+    manager = CheckpointManager(tmp_path / "run")
+    manager.save(3, state)
+    _assert_same(state["algo"]["model"], manager.load(3, ("algo", "model")))
+    with pytest.raises(UserError, match=r"has no state 'algo\.weights'$"):
+        load_state(tmp_path / "c", ("algo", "weights"))
+
+
 def test_rng_state_round_trip(tmp_path):
     import random
 

@@ -1,5 +1,6 @@
 """docs/ARCHITECTURE.md's recipes, followed literally: its new-algorithm example is written to a folder outside the
-repository, declared through the entry point the page shows, and trained, resumed and loaded; its list of resumable
+repository, declared through the entry point the page shows, and trained, resumed and loaded; its reward shaper and
+reward function are imported through their entry points' targets and train one GRPO step; its list of resumable
 keys is the code's. Also what a user sees when their code raises, and when a notebook interrupts a training."""
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import tomllib
 from conftest import REPO, run_cli
 
+import rlcore
+from rlcore.logging import read_metrics
+from rlcore.plugins import load_target
 from rlcore.resume import RESUMABLE_KEYS
 
 DOC = (REPO / "docs" / "ARCHITECTURE.md").read_text()
@@ -43,13 +48,14 @@ SPEC = dataclasses.replace(SPEC, name="broken", config=BrokenConfig, build=build
 '''
 
 
-def _doc_example() -> tuple[str, str, dict[str, str]]:
-    """(module file name, its source, entry points) of the page's "A new algorithm" recipe."""
-    section = DOC.split("### A new algorithm", 1)[1].split("\n### ", 1)[0]
+def _doc_example(title: str = "A new algorithm", group: str = "rlcore.algorithms"
+                 ) -> tuple[str, str, dict[str, str]]:
+    """(module file name, its source, entry points of ``group``) of the page's recipe ``title``."""
+    section = DOC.split(f"### {title}\n", 1)[1].split("\n### ", 1)[0]
     name = re.search(r"`(\w+\.py)`:\s*\n\s*```python", section).group(1)
     source = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     toml = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
-    return name, source, tomllib.loads(toml)["project"]["entry-points"]["rlcore.algorithms"]
+    return name, source, tomllib.loads(toml)["project"]["entry-points"][group]
 
 
 def _install(folder: Path, modules: dict[str, str], entry_points: dict[str, str]) -> dict[str, str]:
@@ -86,6 +92,39 @@ def test_new_algorithm_recipe_runs_as_the_doc_writes_it(tmp_path):
                             env={**os.environ, **env}, timeout=120)
     assert loaded.returncode == 0, loaded.stderr
     assert 1.0 < float(loaded.stdout) < 2.5  # from 0 towards the cloud's mean (about 2) in 60 SGD steps
+
+
+def test_new_shaper_and_reward_function_recipes_train_as_the_doc_writes_them(tmp_path, monkeypatch):
+    """The page's shaper and reward function, written to their files and imported through the targets of the
+    entry-point lines the page shows, choose by name (shaper) and by callable (reward) in one tiny GRPO step."""
+    pytest.importorskip("transformers", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
+    from rlcore.algorithms.grpo.registry import REWARDS, SHAPERS, ShaperSpec
+
+    shaper_file, shaper_source, shapers = _doc_example("A new reward shaper for GRPO", "rlcore.shapers")
+    reward_file, reward_source, rewards = _doc_example("A new reward function", "rlcore.rewards")
+    assert (shaper_file, shapers) == ("brevity_shaper.py", {"brevity": "brevity_shaper:SHAPER"})
+    assert (reward_file, rewards) == ("my_rewards.py", {"mentions_answer": "my_rewards:mentions_answer"})
+    (tmp_path / shaper_file).write_text(shaper_source)
+    (tmp_path / reward_file).write_text(reward_source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec, reward = load_target(shapers["brevity"]), load_target(rewards["mentions_answer"])
+    assert isinstance(spec, ShaperSpec) and "brevity" not in SHAPERS and "mentions_answer" not in REWARDS
+    monkeypatch.setattr(SHAPERS, "_added", dict(SHAPERS._added))  # the registration below ends with the test
+    SHAPERS.register("brevity", spec)
+    cfg = rlcore.GRPOConfig(
+        model="tiny", dataset="arith", eval_dataset="", arith_kinds=["sum"], prompt_format="plain", dataset_limit=16,
+        prompts_per_step=2, group_size=4, max_new_tokens=5, mini_batch_size=8, micro_batch_size=8, lr=1e-3,
+        max_steps=1, device="cpu", export_model=False, tensorboard=False, progress=False,
+        shaper="brevity", shaper_args={"coef": 0.05})
+    result = rlcore.train(cfg, reward_funcs=["math", reward], run_dir=tmp_path / "run")
+    assert result.status == "finished"
+    (record,) = read_metrics(tmp_path / "run")
+    tokens = record["shaping/mean_tokens"]
+    assert tokens == pytest.approx(record["train/response_tokens"]) and tokens >= 1
+    assert record["train/shaped_reward"] == pytest.approx(record["train/reward"] - 0.05 * tokens, abs=1e-5)
+    assert 0.0 <= record["train/reward/mentions_answer"] <= 1.0
+    assert reward(["7 or 12", "none"], answer=["12", "12"]) == [1.0, 0.0]
+    assert reward(["12"]) == [None]
 
 
 def test_an_error_in_user_code_is_one_line_with_the_users_frames(tmp_path):

@@ -18,6 +18,12 @@ from rlcore.algorithms.g2rl.config import G2RLConfig
 from rlcore.config import load_config
 
 
+def distinct_characters(completions: list[str], **kwargs: Any) -> list[float]:
+    """A reward in [0, 1] that differs within and between groups (a random tiny model is never right): the share
+    of the response's characters that are distinct."""
+    return [len(set(c)) / max(len(c), 1) for c in completions]
+
+
 def run(run_dir: Path, out: Path, overrides: list[str]) -> tuple[rlcore.RunResult, Any]:
     """Train; returns the result and the trainer."""
     spec = ALGORITHMS.get("g2rl")

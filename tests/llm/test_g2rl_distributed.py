@@ -22,7 +22,8 @@ from rlcore.logging import read_metrics  # noqa: E402
 SETTINGS = ["model=tiny", "dataset=arith", "eval_dataset=", "arith_kinds=sum", "prompt_format=plain",
             "dataset_limit=16", "prompts_per_step=2", "group_size=4", "max_new_tokens=6", "mini_batch_size=4",
             "micro_batch_size=2", "lr=1e-3", "lr_schedule=constant", "warmup_ratio=0", "max_steps=2",
-            "ckpt_every=2", "export_model=false", "tensorboard=false", "progress=false", "device=cpu", "threads=1"]
+            "ckpt_every=2", "export_model=false", "tensorboard=false", "progress=false", "device=cpu", "threads=1",
+            "reward_funcs=[math,g2rl_dist_worker:distinct_characters]"]  # rewards that vary: a reward_std to check
 
 
 def test_two_processes_end_equal_and_match_one_process(tmp_path):
@@ -51,8 +52,9 @@ def test_two_processes_end_equal_and_match_one_process(tmp_path):
     assert (two / "run" / "metrics.jsonl").is_file() and not (two / "run" / "rank1").exists()
     # N processes log what one process logs: losses and rewards reduced over processes
     step1 = {run: read_metrics(run)[0] for run in (one / "run", two / "run")}
-    for key in ("train/pg_loss", "train/reward", "train/grad_norm", "train/entropy", "train/accuracy"):
+    for key in ("train/pg_loss", "train/reward", "train/reward_std", "train/grad_norm", "train/entropy",
+                "train/accuracy"):
         assert step1[two / "run"][key] == pytest.approx(step1[one / "run"][key], rel=1e-4, abs=1e-6), key
-    assert step1[one / "run"]["train/pg_loss"] != 0.0
+    assert step1[one / "run"]["train/pg_loss"] != 0.0 and step1[one / "run"]["train/reward_std"] > 0.0
     meta = {run: json.loads((run / "meta.json").read_text()) for run in (one / "run", two / "run")}
     assert meta[one / "run"]["world_size"] == 1 and meta[two / "run"]["world_size"] == 2

@@ -4,6 +4,7 @@ selected groups, the same log and the same parameters as one process running the
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 
@@ -40,9 +41,9 @@ def test_dynamic_sampling_two_processes_match_one(tmp_path, monkeypatch):
            str(REPO / "tests" / "llm" / "g2rl_dist_worker.py"), str(two / "run"), str(two), *settings]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    single = run(one / "run", one, settings)
+    _, trainer = run(one / "run", one, settings)
     rank0, rank1 = load_file(str(two / "rank0.safetensors")), load_file(str(two / "rank1.safetensors"))
-    for k, v in single.trainer.trainable_state().items():
+    for k, v in trainer.trainable_state().items():
         assert torch.equal(rank0[k], rank1[k]), k
         torch.testing.assert_close(rank0[k], v, atol=2e-6, rtol=1e-4)
 
@@ -54,4 +55,9 @@ def test_dynamic_sampling_two_processes_match_one(tmp_path, monkeypatch):
     rounds = [r["train/gen_rounds"] for r in read_metrics(one / "run") if "train/gen_rounds" in r]
     assert rounds == [r["train/gen_rounds"] for r in read_metrics(two / "run") if "train/gen_rounds" in r]
     assert max(rounds) > 1 and len(view(one / "run")) == 4 * 4 * sum(rounds)
+    # reward_std is the spread of all the step's rewards (every round, both processes), as the log recomputes it
+    stds = [[r["train/reward_std"] for r in read_metrics(run_dir)] for run_dir in (one / "run", two / "run")]
+    logged = [[r["reward"] for r in read_completions(one / "run") if r["step"] == step] for step in (1, 2)]
+    assert stds[0] == pytest.approx([statistics.stdev(v) for v in logged], rel=1e-5) and max(stds[0]) > 0
+    assert stds[1] == pytest.approx(stds[0], rel=1e-5)
     assert any(r[-1] for r in view(one / "run")) and not all(r[-1] for r in view(one / "run"))
