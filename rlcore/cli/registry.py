@@ -11,19 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlcore.plugins import Registry, load_target
+from rlcore.plugins import Registry
 
 EVALUATIONS: Registry[Any] = Registry("rlcore.eval", "evaluation command")
 """``rlcore eval <name>`` commands that are not an algorithm's own evaluation (e.g. ``llm``)."""
 DATA: Registry[Any] = Registry("rlcore.data", "data command")
 """``rlcore data <name>`` commands."""
 
-
-def targets(group: str) -> dict[str, str]:
-    """Name -> ``"module:attribute"`` of the entry-point group ``rlcore.<group>`` (nothing imported)."""
-    return Registry(f"rlcore.{group}", group).targets()
-
-
-def load(target: str) -> Any:
-    """Import ``"module:attribute"`` and return the attribute."""
-    return load_target(target)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rlcore.cli.registry import load, targets
+from rlcore.plugins import Registry
 from rlcore.report.collect import UNKNOWN_SOURCE, CellResult, Series
 
 REFERENCE_METRIC = "eval/normalized_score"
@@ -127,14 +127,19 @@ def on_d4rl(cell: CellResult) -> bool:
 DATA_COLUMN = Column("data", lambda r: source_label(r.cell), lambda r: {"data": source_label(r.cell)})
 
 
+REFERENCE_SCORES: Registry[Callable[[str], dict[str, float]]] = Registry("rlcore.reference_scores",
+                                                                         "reference-score source")
+"""Published numbers by source: ``scores(task) -> {label: value}`` (e.g. the paper's and CORL's D4RL tables)."""
+
+
 def reference_scores(tasks: set[str]) -> dict[str, float]:
     """Published numbers for the cell's task from the ``rlcore.reference_scores`` plugins (label -> value)."""
     if len(tasks) != 1:
         return {}
     (task,) = tasks
     out: dict[str, float] = {}
-    for target in targets("reference_scores").values():
-        out.update(load(target)(task))
+    for _, scores in REFERENCE_SCORES.items():
+        out.update(scores(task))
     return out
 
 
