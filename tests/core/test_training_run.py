@@ -81,7 +81,7 @@ def uninterrupted(tmp_path_factory):
     return run_dir
 
 
-@pytest.mark.parametrize("kill_after_lines", [1, 60, *(pytest.param(n, marks=pytest.mark.slow) for n in (17, 120))])
+@pytest.mark.parametrize("kill_after_lines", [1, *(pytest.param(n, marks=pytest.mark.slow) for n in (17, 60, 120))])
 def test_kill9_and_resume_is_bit_identical(tmp_path, uninterrupted, kill_after_lines):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "rlcore", "train", "toy", "--run-dir", str(run_dir), *SOAK, *FAST]

@@ -25,7 +25,7 @@ def _params(model) -> dict[str, torch.Tensor]:
     return {n: p.detach() for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("lora_rank", [0, 4])
+@pytest.mark.parametrize("lora_rank", [0, pytest.param(4, marks=pytest.mark.slow)])  # LoRA: make test-slow
 def test_a_step_number_loads_that_steps_weights(tmp_path, lora_rank):
     if lora_rank:
         pytest.importorskip("peft", reason="LoRA needs peft (pip install 'rlcore[llm]')")
