@@ -70,7 +70,10 @@ def stop_token_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
 
 
 def prepare_tokenizer(tokenizer: Any) -> Any:
-    """Left padding for generation, and a pad token: ``<|endoftext|>`` when the vocabulary has it, else EOS."""
+    """Left padding for generation, and a pad token when the tokenizer has none: ``<|endoftext|>`` when the
+    vocabulary has it (Qwen's document end; in SmolLM2 it is id 0, its unk and document end, which no ordinary
+    text encodes to), else EOS. A tokenizer's own pad is kept, so SmolLM2 pads with EOS (``<|im_end|>``, id 2):
+    safe, since no mask in rlcore is derived from the pad id, only from lengths and attention masks."""
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         vocab = tokenizer.get_vocab()
