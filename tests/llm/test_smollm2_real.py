@@ -4,6 +4,8 @@ network and no RLCORE_SMOLLM2_WHEEL)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest.importorskip("transformers", reason="the llm extra is not installed (pip install 'rlcore[llm]')")
@@ -23,11 +25,16 @@ ROWS = [{"prompt": [{"role": "user", "content": f"What is {a} + {b}? Reply with 
 
 @pytest.fixture(scope="module")
 def smollm2():
-    """The converted directory (fetched and converted now if the cache lacks it)."""
+    """The converted directory (fetched and converted now if the cache lacks it). The wheel comes from PyPI, not
+    the hub, so conftest's HF_HUB_OFFLINE=1 is lifted for the fetch; RLCORE_OFFLINE=1 still forbids it."""
+    hub_offline = os.environ.pop("HF_HUB_OFFLINE", None)
     try:
         return smollm2_135m()
     except UserError as e:
         pytest.skip(f"smollm2-135m cannot be had here: {e}")
+    finally:
+        if hub_offline is not None:
+            os.environ["HF_HUB_OFFLINE"] = hub_offline
 
 
 def distinct_characters(completions: list[str], **kwargs) -> list[float]:
