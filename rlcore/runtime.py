@@ -1,4 +1,5 @@
-"""Seeds, deterministic mode, device choice, thread count, and the global RNG state for exact resume."""
+"""Seeds, deterministic mode, device choice, thread count, the global RNG state for exact resume, and whether
+downloads are allowed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import numpy as np
 import torch
 
 from rlcore.errors import ConfigError
+
+OFFLINE_VARIABLES = ("RLCORE_OFFLINE", "HF_HUB_OFFLINE")
+"""Environment variables that switch downloads off (values 1, true, yes, on); ``--offline`` sets both."""
+
+
+def offline_reason() -> str | None:
+    """The setting that switched downloads off (``"RLCORE_OFFLINE=1"``), or None when downloads are allowed."""
+    for name in OFFLINE_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.strip().lower() in ("1", "true", "yes", "on"):
+            return f"{name}={value}"
+    return None
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

